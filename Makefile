@@ -1,0 +1,50 @@
+# Two commands on a fresh Linux machine:  `make demo`  and  `make test`.
+# Both create .venv and install everything they need (system packages via apt-get when root).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# This environment has a CPU build of torch 2.13.0 on local disk; pinning it avoids a
+# multi-GB CUDA download. pyproject.toml keeps a normal range so GPU users get CUDA builds.
+TORCH_SPEC ?= torch==2.13.0
+# What Qt's xcb platform plugin, Xvfb and VTK's software OpenGL (Mesa) need.
+APT_PACKAGES := xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 \
+	libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 \
+	libgl1 libegl1 libgl1-mesa-dri libglu1-mesa libfontconfig1 libdbus-1-3 libxrender1 libxi6
+
+.PHONY: demo test lint unit gui system-deps venv bench package package-test demo-models clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# Installs the X server and libraries GUI tests need; only possible (and only tried) as root.
+system-deps:
+	@if command -v Xvfb >/dev/null 2>&1 && ldconfig -p | grep -q libxcb-cursor.so.0; then \
+		echo "system packages present"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	else \
+		echo "WARNING: Xvfb or Qt's xcb libraries are missing and this is not root; install: $(APT_PACKAGES)"; \
+	fi
+
+demo: system-deps $(STAMP)
+	$(PY) -m medviewer --demo
+
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+test: system-deps $(STAMP) lint
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Model packages, registry, runtimes, inference and training: the only place torch/monai are imported."""

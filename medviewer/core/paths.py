@@ -1,0 +1,49 @@
+"""Per-user folders (platformdirs). ``MEDVIEWER_HOME`` overrides them all, for tests and portable use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "medviewer"
+
+
+def _base(kind: str) -> Path:
+    home = os.environ.get("MEDVIEWER_HOME")
+    if home:
+        path = Path(home) / kind
+    elif kind == "config":
+        path = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    elif kind == "cache":
+        path = Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    else:
+        path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_dir() -> Path:
+    """Settings (recent files, layout, annotator name)."""
+    return _base("config")
+
+
+def cache_dir() -> Path:
+    """Regenerable data: the generated demo study, thumbnails."""
+    return _base("cache")
+
+
+def recovery_dir() -> Path:
+    """Autosaved unsaved edits, offered back after a crash."""
+    return _base("recovery")
+
+
+def user_models_dir() -> Path:
+    """Model packages the user trained or installed."""
+    return _base("models")
+
+
+def datasets_dir() -> Path:
+    """Default home of annotation datasets."""
+    return _base("datasets")

@@ -1,0 +1,1 @@
+"""NumPy/SimpleITK image operations: window/level, reslicing, resampling, region growing..."""

@@ -1,0 +1,1 @@
+"""Readers and writers: DICOM, NIfTI, NRRD, MHA/MHD, 2D images, label maps, datasets."""

@@ -1,0 +1,1 @@
+"""Qt-free editing tools over abstract pointer events, and the undoable edits they make."""
