@@ -96,5 +96,42 @@ class Tool:
         """Abandon an interaction in progress (Escape, or another tool chosen)."""
 
     def preview(self):
-        """A transient overlay views may draw (tool-specific), or None."""
+        """A transient overlay views may draw (a ``ToolPreview``), or None."""
         return None
+
+
+@dataclass
+class ToolPreview:
+    """What ``Tool.preview()`` may return: a transient overlay the slice views draw on top.
+
+    Views draw it only on the slice it belongs to (same ``view_axis`` and
+    ``slice_index``) and ask for it again after every event they hand to the tool.
+
+    Attributes
+    ----------
+    view_axis, slice_index:
+        The slice the preview belongs to (as in ``PointerEvent``).
+    mask:
+        Optional 2D boolean array in *array order* of that slice, i.e. the (z, y, x)
+        label array with the ``view_axis`` dimension removed: ``(y, x)`` for view
+        axis 2, ``(z, x)`` for 1, ``(z, y)`` for 0 -- exactly ``labels[k]``,
+        ``labels[:, j, :]`` or ``labels[:, :, i]``. It may be a sub-block of that
+        plane starting at ``mask_origin`` (keep brush previews small).
+    mask_origin:
+        (row, column) of ``mask[0, 0]`` in that array-order plane.
+    polylines:
+        Optional outlines, each an (N, 3) array of continuous voxel indices (i, j, k)
+        on the slice (e.g. a brush circle, a lasso, a box being drawn).
+    closed:
+        Whether polylines are closed loops.
+    color:
+        RGB 0..255 of the mask (drawn half transparent) and the lines.
+    """
+
+    view_axis: int
+    slice_index: int
+    mask: np.ndarray | None = None
+    mask_origin: tuple[int, int] = (0, 0)
+    polylines: list[np.ndarray] = field(default_factory=list)
+    closed: bool = True
+    color: tuple[int, int, int] = (255, 255, 0)
