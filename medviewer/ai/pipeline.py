@@ -1,0 +1,331 @@
+"""The inference pipeline: preprocess -> sliding-window prediction -> postprocess -> original geometry.
+
+``ModelRunner(package).run(volume, progress, cancel)`` is a Qt-free job: progress is
+reported per window batch and the cancel token is checked between batches, so a
+cancel takes effect within one batch (well under a second for the built-in models on
+a CPU). Results always come back on the input's own grid (labels, enhanced images) or
+in world millimetres (detections), tagged with the model's name and version.
+
+Devices: ``"auto"`` picks CUDA, then MPS, then the CPU. On CUDA the network runs
+under autocast (mixed precision). Out-of-memory errors are retried with smaller
+window batches, then on the CPU, and the user is told in ``InferenceResult.warnings``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data.utils import dense_patch_slices
+from monai.inferers import sliding_window_inference
+
+from medviewer.ai import devices
+from medviewer.ai.manifest import ModelManifest, load_manifest
+from medviewer.ai.postprocess import detections_from_heatmaps, keep_largest_components, labels_from_logits, sigmoid, softmax
+from medviewer.ai.preprocess import PreparedInput, prepare_input, resample_image, resample_labels
+from medviewer.ai.registry import ModelPackage
+from medviewer.ai.runtime import Predictor, load_predictor
+from medviewer.core.detection import Detection
+from medviewer.core.errors import ModelError
+from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
+from medviewer.core.labels import LabelMap, LabelTable
+from medviewer.core.volume import Volume
+
+#: Stitched outputs larger than this stay in main memory instead of on the accelerator.
+OUTPUT_ON_DEVICE_LIMIT_BYTES = 1 << 30
+
+# Share of the progress bar for each stage.
+_PREPARE, _PREDICT, _FINISH = 0.1, 0.85, 1.0
+
+
+@dataclass
+class InferenceOptions:
+    """How to run a model (all optional).
+
+    Attributes
+    ----------
+    device:
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"`` (or ``"cuda:1"``).
+    batch_size:
+        Windows per batch; ``None`` uses the manifest's.
+    cpu_threads:
+        torch intra-op threads on the CPU; ``None`` leaves torch's setting.
+        Interactive callers pass ``devices.interactive_thread_count()``.
+    mixed_precision:
+        Use autocast on CUDA.
+    """
+
+    device: str = "auto"
+    batch_size: int | None = None
+    cpu_threads: int | None = None
+    mixed_precision: bool = True
+
+
+@dataclass
+class InferenceResult:
+    """What a model produced, on the input image's geometry, tagged with the model name and version."""
+
+    model_name: str
+    model_version: str
+    task: str
+    label_map: LabelMap | None = None
+    detections: list[Detection] = field(default_factory=list)
+    probabilities: dict[str, float] = field(default_factory=dict)
+    volume: Volume | None = None
+    warnings: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+
+    @property
+    def source(self) -> str:
+        """``"name version"``, as stored in the ``source`` of label maps and detections."""
+        return f"{self.model_name} {self.model_version}"
+
+
+def count_windows(image_size: tuple[int, ...], roi_size: tuple[int, ...], overlap: float) -> int:
+    """Number of sliding windows MONAI uses for this image, ROI and overlap."""
+    padded = tuple(max(i, r) for i, r in zip(image_size, roi_size))
+    intervals = []
+    for size, roi in zip(padded, roi_size):
+        interval = roi if size == roi else int(roi * (1 - overlap))
+        intervals.append(interval if interval > 0 else 1)
+    return len(dense_patch_slices(padded, roi_size, tuple(intervals)))
+
+
+def output_channels(manifest: ModelManifest) -> int:
+    outputs = manifest.outputs
+    if manifest.task == "segmentation":
+        return len(outputs.labels) + (1 if outputs.activation == "softmax" else 0)
+    if manifest.task in ("detection", "classification"):
+        return len(outputs.classes)
+    return 1
+
+
+class ModelRunner:
+    """Runs one model package; the network is loaded once and kept for later runs."""
+
+    def __init__(self, package: ModelPackage, predictor: Predictor | None = None) -> None:
+        self.package = package
+        self.manifest = package.manifest
+        self._predictor = predictor
+
+    @property
+    def predictor(self) -> Predictor:
+        if self._predictor is None:
+            self._predictor = load_predictor(self.manifest, self.package.folder)
+        return self._predictor
+
+    # ------------------------------------------------------------------ the job
+    def run(
+        self,
+        volume: Volume,
+        progress: ProgressCallback = NO_PROGRESS,
+        cancel: CancelToken | None = None,
+        options: InferenceOptions | None = None,
+    ) -> InferenceResult:
+        """Run the model on ``volume``; a job function once ``volume`` and ``options`` are bound."""
+        options = options or InferenceOptions()
+        cancel = cancel or CancelToken()
+        manifest = self.manifest
+        started = time.perf_counter()
+        result = InferenceResult(manifest.name, manifest.version, manifest.task)
+        if not manifest.accepts_modality(volume.modality):
+            result.warnings.append(
+                f"{manifest.display_name} is meant for {', '.join(manifest.modality)} images, "
+                f"this image is {volume.modality}"
+            )
+        device, device_warnings = devices.resolve_device(options.device)
+        result.warnings += device_warnings
+        with devices.cpu_threads(options.cpu_threads), torch.inference_mode():
+            progress(0.0, f"{manifest.display_name}: preparing the image")
+            prepared = self._prepare(volume)
+            cancel.raise_if_cancelled()
+            predictor = self.predictor
+            output, used_device = self._predict_with_fallback(
+                predictor, prepared, device, options, scaled_progress(progress, _PREPARE, _PREDICT), cancel, result.warnings
+            )
+            cancel.raise_if_cancelled()
+            progress(_PREDICT, f"{manifest.display_name}: post-processing")
+            self._finish(output, prepared, volume, result)
+        result.device = str(used_device)
+        result.seconds = time.perf_counter() - started
+        progress(_FINISH, f"{manifest.display_name}: done in {result.seconds:.1f} s")
+        return result
+
+    # ------------------------------------------------------------------ stages
+    def _prepare(self, volume: Volume) -> PreparedInput:
+        prepared = prepare_input(volume.array, volume.geometry, self.manifest.input)
+        if self.manifest.inference.mode == "whole":
+            prepared.array = _fit_to_size(prepared.array, self.manifest.inference.patch_size[::-1], prepared.background)
+        return prepared
+
+    def _predict_with_fallback(
+        self,
+        predictor: Predictor,
+        prepared: PreparedInput,
+        device: torch.device,
+        options: InferenceOptions,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        warnings: list[str],
+    ) -> tuple[np.ndarray, torch.device]:
+        """Predict; on out-of-memory halve the batch, then move to the CPU; never crash on memory."""
+        batch_size = options.batch_size or self.manifest.inference.batch_size
+        while True:
+            try:
+                output = self._predict_on_device(predictor, prepared, device, batch_size, options, progress, cancel)
+                return output, device
+            except Exception as error:  # noqa: BLE001 - only memory errors are handled, others re-raised
+                if not devices.is_out_of_memory(error):
+                    raise
+                devices.release_cached_memory(device)
+                if batch_size > 1:
+                    batch_size = max(1, batch_size // 2)
+                    warnings.append(f"out of memory on {device}; retried with {batch_size} window(s) per batch")
+                    continue
+                if device.type != "cpu":
+                    warnings.append(f"out of memory on {device} even with one window per batch; ran on the CPU instead")
+                    device = torch.device("cpu")
+                    batch_size = options.batch_size or self.manifest.inference.batch_size
+                    continue
+                raise ModelError(
+                    f"not enough memory to run {self.manifest.display_name}, even on the CPU with one window per batch"
+                ) from error
+
+    def _predict_on_device(
+        self,
+        predictor: Predictor,
+        prepared: PreparedInput,
+        device: torch.device,
+        batch_size: int,
+        options: InferenceOptions,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> np.ndarray:
+        """Network output (channels, z, y, x) as float32 NumPy on the model grid."""
+        inference = self.manifest.inference
+        predictor.to(device)
+        image = torch.from_numpy(np.ascontiguousarray(prepared.array))[None, None]
+        use_autocast = options.mixed_precision and device.type == "cuda" and predictor.supports_autocast
+        autocast = torch.autocast("cuda", dtype=torch.float16) if use_autocast else contextlib.nullcontext()
+
+        if inference.mode == "whole":
+            cancel.raise_if_cancelled()
+            with autocast:
+                output = predictor(image.to(device))
+            progress(1.0, "")
+            return output.float().cpu().numpy()[0]
+
+        roi = tuple(inference.patch_size[::-1])  # manifest (x, y, z) -> array (z, y, x)
+        windows = count_windows(tuple(image.shape[2:]), roi, inference.overlap)
+        batches = max(1, math.ceil(windows / batch_size))
+        done = 0
+        name = self.manifest.display_name
+
+        def predict_batch(window_batch: torch.Tensor) -> torch.Tensor:
+            nonlocal done
+            cancel.raise_if_cancelled()
+            with autocast:
+                out = predictor(window_batch)
+            done += 1
+            progress(done / batches, f"{name}: window batch {done}/{batches}")
+            return out.float()
+
+        voxels = int(np.prod(image.shape[2:]))
+        output_bytes = voxels * 4 * (output_channels(self.manifest) + 1)
+        output_device = device if output_bytes <= OUTPUT_ON_DEVICE_LIMIT_BYTES else torch.device("cpu")
+        output = sliding_window_inference(
+            image,
+            roi_size=roi,
+            sw_batch_size=batch_size,
+            predictor=predict_batch,
+            overlap=inference.overlap,
+            mode=inference.blend,
+            sigma_scale=inference.sigma_scale,
+            cval=prepared.background,
+            sw_device=device,
+            device=output_device,
+        )
+        return output[0].cpu().numpy()
+
+    def _finish(self, output: np.ndarray, prepared: PreparedInput, volume: Volume, result: InferenceResult) -> None:
+        manifest = self.manifest
+        outputs = manifest.outputs
+        expected = output_channels(manifest)
+        if output.shape[0] != expected:
+            raise ModelError(
+                f"the network returned {output.shape[0]} output channels but the manifest's outputs need {expected}",
+                self.package.folder,
+            )
+        if manifest.task == "segmentation":
+            labels = labels_from_logits(output, outputs)
+            if outputs.keep_largest_component:
+                keep_largest_components(labels, outputs.keep_largest_component)
+            labels = resample_labels(labels, prepared.grid, volume.geometry)
+            table = LabelTable()
+            for label in outputs.labels:
+                table.add(label.value, label.name, label.color)
+            result.label_map = LabelMap(labels, volume.geometry, table, name=manifest.title or manifest.name,
+                                        source=result.source)
+        elif manifest.task == "detection":
+            result.detections = detections_from_heatmaps(
+                sigmoid(output), prepared.grid, volume.geometry, outputs, result.source
+            )
+        elif manifest.task == "classification":
+            logits = output.reshape(output.shape[0], -1).mean(axis=1) if output.ndim > 1 else output
+            probabilities = softmax(logits.astype(np.float64)) if outputs.activation == "softmax" else sigmoid(logits)
+            result.probabilities = {name: float(p) for name, p in zip(outputs.classes, probabilities)}
+        else:
+            result.volume = self._enhanced_volume(output[0], prepared, volume, result)
+
+    def _enhanced_volume(self, output: np.ndarray, prepared: PreparedInput, volume: Volume, result: InferenceResult) -> Volume:
+        outputs = self.manifest.outputs
+        values = prepared.intensity.invert(output) if outputs.denormalize else output.astype(np.float32)
+        values = resample_image(values, prepared.grid, volume.geometry, antialias=False)
+        if outputs.value_range is not None:
+            np.clip(values, outputs.value_range[0], outputs.value_range[1], out=values)
+        if np.issubdtype(volume.array.dtype, np.integer):
+            info = np.iinfo(volume.array.dtype)
+            values = np.clip(np.rint(values), info.min, info.max).astype(volume.array.dtype)
+        description = f"{volume.metadata.series_description or volume.name} - {outputs.image_name} ({result.source})"
+        metadata = replace(volume.metadata, series_description=description, warnings=list(volume.metadata.warnings),
+                           extra={**volume.metadata.extra, "derived_from_model": result.source})
+        return Volume(values, volume.geometry, modality=volume.modality, metadata=metadata, name=description)
+
+
+def _fit_to_size(array: np.ndarray, shape: tuple[int, int, int], fill: float) -> np.ndarray:
+    """Centre-crop or pad a (z, y, x) array to ``shape`` (whole-image models need a fixed size)."""
+    out = np.full(shape, fill, dtype=np.float32)
+    source, target = [], []
+    for have, want in zip(array.shape, shape):
+        if have >= want:
+            start = (have - want) // 2
+            source.append(slice(start, start + want))
+            target.append(slice(0, want))
+        else:
+            start = (want - have) // 2
+            source.append(slice(0, have))
+            target.append(slice(start, start + have))
+    out[tuple(target)] = array[tuple(source)]
+    return out
+
+
+def run_model(
+    package: ModelPackage,
+    volume: Volume,
+    progress: ProgressCallback = NO_PROGRESS,
+    cancel: CancelToken | None = None,
+    options: InferenceOptions | None = None,
+) -> InferenceResult:
+    """Load ``package`` and run it on ``volume`` (see ``ModelRunner.run``)."""
+    return ModelRunner(package).run(volume, progress, cancel, options)
+
+
+def load_package(folder: str | Path, origin: str = "extra") -> ModelPackage:
+    """A package straight from a folder, without a registry."""
+    return ModelPackage(Path(folder), load_manifest(folder), origin)

@@ -1,0 +1,201 @@
+"""The model registry: built-in packages, the user's models folder and folders the user added.
+
+Packages are found by their ``model.json`` (a package folder directly in a models
+folder, or one level deeper, e.g. ``models/lung-seg/1.1.0/model.json``). Several
+versions of one model name coexist; ``find("name")`` gives the newest and
+``find("name:1.0.0")`` an exact one. A broken package does not stop the others
+from loading: its ``ModelError`` (naming the file and the field) is kept in
+``errors`` for the UI or the CLI to show.
+
+Fine-tuned models are simply new packages (same or new name, new version) written
+into ``user_models_dir()``; ``refresh()`` picks them up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from medviewer.ai.manifest import MANIFEST_NAME, MODEL_CARD_NAME, ModelManifest, load_manifest, version_key
+from medviewer.core.errors import ModelError
+from medviewer.core.paths import config_dir, user_models_dir
+from medviewer.io.atomic import atomic_write_text
+
+#: Where the built-in packages live in a checkout (and in the frozen app's data folder).
+BUILTIN_MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+_EXTRA_FOLDERS_FILE = "model_folders.json"
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """A validated model package on disk."""
+
+    folder: Path
+    manifest: ModelManifest
+    origin: str  # "builtin", "user" or "extra"
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+    @property
+    def task(self) -> str:
+        return self.manifest.task
+
+    @property
+    def weights_path(self) -> Path:
+        return self.folder / self.manifest.runtime.file
+
+    def model_card(self) -> str:
+        """The package's MODEL_CARD.md (Markdown), or a short note when it has none."""
+        path = self.folder / MODEL_CARD_NAME
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            return f"# {self.manifest.display_name}\n\n(This package has no {MODEL_CARD_NAME}.)\n"
+
+
+def parse_model_ref(ref: str) -> tuple[str, str | None]:
+    """``"name:version"`` -> (name, version); ``"name"`` -> (name, None)."""
+    name, _, version = ref.strip().partition(":")
+    return name.strip(), (version.strip() or None)
+
+
+class ModelRegistry:
+    """All model packages in a list of folders (later folders win when name and version repeat)."""
+
+    def __init__(self, folders: Iterable[tuple[str | Path, str]] = ()) -> None:
+        self._folders: list[tuple[Path, str]] = [(Path(f), origin) for f, origin in folders]
+        self.packages: list[ModelPackage] = []
+        self.errors: list[ModelError] = []
+        self.refresh()
+
+    @classmethod
+    def default(cls, extra_folders: Iterable[str | Path] = ()) -> "ModelRegistry":
+        """Built-in models, the user's models folder, saved extra folders and ``extra_folders``."""
+        folders: list[tuple[str | Path, str]] = [(BUILTIN_MODELS_DIR, "builtin")]
+        folders += [(folder, "extra") for folder in load_extra_folders()]
+        folders += [(folder, "extra") for folder in extra_folders]
+        folders.append((user_models_dir(), "user"))
+        return cls(folders)
+
+    @property
+    def folders(self) -> list[Path]:
+        return [folder for folder, _ in self._folders]
+
+    def add_folder(self, folder: str | Path, origin: str = "extra", remember: bool = False) -> None:
+        """Look for models in ``folder`` too; ``remember`` saves it for the next session."""
+        folder = Path(folder)
+        if folder not in self.folders:
+            self._folders.insert(len(self._folders) - 1 if self._folders else 0, (folder, origin))
+        if remember:
+            saved = load_extra_folders()
+            if folder not in saved:
+                save_extra_folders([*saved, folder])
+        self.refresh()
+
+    def remove_folder(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        self._folders = [(f, o) for f, o in self._folders if f != folder]
+        save_extra_folders([f for f in load_extra_folders() if f != folder])
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rescan every folder; broken packages go to ``errors``, the rest to ``packages``."""
+        found: dict[tuple[str, str], ModelPackage] = {}
+        errors: list[ModelError] = []
+        for folder, origin in self._folders:
+            for manifest_path in _manifest_paths(folder):
+                try:
+                    manifest = load_manifest(manifest_path)
+                except ModelError as error:
+                    errors.append(error)
+                    continue
+                found[(manifest.name, manifest.version)] = ModelPackage(manifest_path.parent, manifest, origin)
+        self.packages = sorted(found.values(), key=lambda p: (p.name, version_key(p.version)))
+        self.errors = errors
+
+    # ------------------------------------------------------------------ queries
+    def names(self) -> list[str]:
+        return sorted({package.name for package in self.packages})
+
+    def versions(self, name: str) -> list[ModelPackage]:
+        """All versions of ``name``, oldest first."""
+        return [package for package in self.packages if package.name == name]
+
+    def latest(self) -> list[ModelPackage]:
+        """The newest version of every model name."""
+        return [self.versions(name)[-1] for name in self.names()]
+
+    def find(self, ref: str) -> ModelPackage:
+        """The package for ``"name"`` (newest version) or ``"name:version"``; ``ModelError`` when absent."""
+        name, version = parse_model_ref(ref)
+        candidates = self.versions(name)
+        if not candidates:
+            known = ", ".join(self.names()) or "none"
+            raise ModelError(f"no model named '{name}' (available: {known})")
+        if version is None:
+            return candidates[-1]
+        for package in candidates:
+            if package.version == version:
+                return package
+        raise ModelError(
+            f"model '{name}' has no version {version} (available: {', '.join(p.version for p in candidates)})"
+        )
+
+    def for_modality(self, modality: str, task: str | None = None, all_versions: bool = False) -> list[ModelPackage]:
+        """Packages meant for ``modality`` (and ``task`` if given); newest version of each name by default."""
+        pool = self.packages if all_versions else self.latest()
+        return [
+            package for package in pool
+            if package.manifest.accepts_modality(modality) and (task is None or package.task == task)
+        ]
+
+
+def _manifest_paths(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    paths = []
+    for child in sorted(folder.iterdir()):
+        if not child.is_dir() or child.name.startswith("."):
+            continue
+        if (child / MANIFEST_NAME).is_file():
+            paths.append(child / MANIFEST_NAME)
+            continue
+        paths.extend(sorted(p for p in child.glob(f"*/{MANIFEST_NAME}") if not p.parent.name.startswith(".")))
+    return paths
+
+
+def load_extra_folders() -> list[Path]:
+    """Model folders the user added in earlier sessions."""
+    path = config_dir() / _EXTRA_FOLDERS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [Path(p) for p in data.get("folders", []) if isinstance(p, str)] if isinstance(data, dict) else []
+
+
+def save_extra_folders(folders: Iterable[str | Path]) -> None:
+    atomic_write_text(
+        config_dir() / _EXTRA_FOLDERS_FILE,
+        json.dumps({"folders": [str(Path(f)) for f in folders]}, indent=2) + "\n",
+    )
+
+
+def new_package_folder(name: str, version: str, root: str | Path | None = None) -> Path:
+    """Where a new package ``name:version`` goes (``user_models_dir()/name/version``); must not exist yet."""
+    folder = Path(root or user_models_dir()) / name / version
+    if (folder / MANIFEST_NAME).exists():
+        raise ModelError(f"model {name}:{version} already exists; choose a new version", folder)
+    return folder
