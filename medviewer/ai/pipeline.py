@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,8 @@ from medviewer.ai.manifest import ModelManifest, load_manifest
 from medviewer.ai.postprocess import detections_from_heatmaps, keep_largest_components, labels_from_logits, sigmoid, softmax
 from medviewer.ai.preprocess import PreparedInput, prepare_input, resample_image, resample_labels
 from medviewer.ai.registry import ModelPackage
+from medviewer.ai.results import InferenceOptions, InferenceResult
 from medviewer.ai.runtime import Predictor, load_predictor
-from medviewer.core.detection import Detection
 from medviewer.core.errors import ModelError
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
 from medviewer.core.labels import LabelMap, LabelTable
@@ -41,50 +41,6 @@ OUTPUT_ON_DEVICE_LIMIT_BYTES = 1 << 30
 
 # Share of the progress bar for each stage.
 _PREPARE, _PREDICT, _FINISH = 0.1, 0.85, 1.0
-
-
-@dataclass
-class InferenceOptions:
-    """How to run a model (all optional).
-
-    Attributes
-    ----------
-    device:
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"`` (or ``"cuda:1"``).
-    batch_size:
-        Windows per batch; ``None`` uses the manifest's.
-    cpu_threads:
-        torch intra-op threads on the CPU; ``None`` leaves torch's setting.
-        Interactive callers pass ``devices.interactive_thread_count()``.
-    mixed_precision:
-        Use autocast on CUDA.
-    """
-
-    device: str = "auto"
-    batch_size: int | None = None
-    cpu_threads: int | None = None
-    mixed_precision: bool = True
-
-
-@dataclass
-class InferenceResult:
-    """What a model produced, on the input image's geometry, tagged with the model name and version."""
-
-    model_name: str
-    model_version: str
-    task: str
-    label_map: LabelMap | None = None
-    detections: list[Detection] = field(default_factory=list)
-    probabilities: dict[str, float] = field(default_factory=dict)
-    volume: Volume | None = None
-    warnings: list[str] = field(default_factory=list)
-    device: str = "cpu"
-    seconds: float = 0.0
-
-    @property
-    def source(self) -> str:
-        """``"name version"``, as stored in the ``source`` of label maps and detections."""
-        return f"{self.model_name} {self.model_version}"
 
 
 def count_windows(image_size: tuple[int, ...], roi_size: tuple[int, ...], overlap: float) -> int:
