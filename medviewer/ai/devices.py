@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterator
 
 import torch
+
+from medviewer.ai.results import interactive_thread_count  # noqa: F401 - re-exported
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -69,11 +70,6 @@ def release_cached_memory(device: torch.device) -> None:
     elif device.type == "mps" and mps_available():
         with contextlib.suppress(Exception):
             torch.mps.empty_cache()
-
-
-def interactive_thread_count() -> int:
-    """CPU threads for inference when a UI must stay responsive: all cores but one."""
-    return max(1, (os.cpu_count() or 1) - 1)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from medviewer.core.detection import Detection
@@ -30,6 +31,16 @@ class InferenceOptions:
     batch_size: int | None = None
     cpu_threads: int | None = None
     mixed_precision: bool = True
+
+    @classmethod
+    def interactive(cls, device: str = "auto") -> "InferenceOptions":
+        """Options for runs beside a live UI: leave one CPU core to the UI thread."""
+        return cls(device=device, cpu_threads=interactive_thread_count())
+
+
+def interactive_thread_count() -> int:
+    """CPU threads for inference when a UI must stay responsive: all cores but one."""
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 @dataclass

@@ -53,6 +53,17 @@ class InferenceService:
             self._registry = ModelRegistry.default()
         return self._registry
 
+    @staticmethod
+    def warm_up(progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None) -> bool:
+        """Import the inference engine (torch, MONAI); a job to run early on a worker thread.
+
+        Importing them takes seconds and holds the interpreter lock in long stretches;
+        doing it before the first run keeps runs from stalling an interactive UI.
+        """
+        import medviewer.ai.pipeline  # noqa: F401
+
+        return True
+
     def refresh(self) -> None:
         """Rescan model folders (e.g. after a fine-tuned model was written) and forget loaded networks."""
         self.registry.refresh()
@@ -91,14 +102,13 @@ class InferenceService:
         return self.runner(model).run(volume, progress, cancel, options)
 
     def job(self, model: str | ModelPackage, volume: Volume, options: InferenceOptions | None = None) -> JobFunction:
-        """A ``fn(progress, cancel) -> InferenceResult`` for a worker thread."""
-        runner = self.runner(model)
-        return partial(_run_job, runner, volume, options)
+        """A ``fn(progress, cancel) -> InferenceResult`` for a worker thread.
 
-
-def _run_job(runner: "ModelRunner", volume: Volume, options: InferenceOptions | None,
-             progress: ProgressCallback, cancel: CancelToken) -> InferenceResult:
-    return runner.run(volume, progress, cancel, options)
+        Everything heavy (importing torch, loading weights) happens inside the job, on
+        the worker thread, never on the caller's (UI) thread.
+        """
+        package = self.find(model)
+        return partial(self.run, package, volume, options=options)
 
 
 def run_inference(

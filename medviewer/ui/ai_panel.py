@@ -1,0 +1,390 @@
+"""The AI panel: models that fit the open series, their model cards, and runs in the background.
+
+Runs go through ``medviewer.services.inference`` on the panel's own job queue (one
+at a time; further runs wait in the queue), so the UI thread only draws progress and
+applies finished results: segmentation becomes a label layer (new, or replacing the
+same model's previous layer), detections join the document's list, classification
+probabilities are shown here, and an enhanced image is added to the study browser
+as a derived series. Each applied result is one undo step when the window has an
+``undo_stack``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medviewer.ai.registry import ModelPackage
+from medviewer.ai.results import InferenceOptions, InferenceResult
+from medviewer.core.document import Document
+from medviewer.core.study import SeriesInfo
+from medviewer.core.volume import Volume
+from medviewer.services.inference import InferenceService, apply_result
+from medviewer.ui.dialogs import error_text, show_error
+from medviewer.ui.jobs import JobHandle, JobQueue, format_eta
+
+_TASK_NAMES = {
+    "segmentation": "segmentation",
+    "detection": "detection",
+    "classification": "classification",
+    "enhancement": "image enhancement",
+}
+
+
+class AIPanel(QWidget):
+    """Lists models for the current series and runs them with progress, ETA and Cancel.
+
+    Parameters
+    ----------
+    window:
+        The main window (``document``, ``document_changed``, optionally
+        ``undo_stack``, ``study_browser``, ``load_function``); ``None`` for a panel
+        driven through ``set_document`` alone (tests).
+    service:
+        The inference service (model registry and loaded networks).
+    """
+
+    #: a finished run's result was applied to its document: (InferenceResult)
+    result_applied = Signal(object)
+    #: a run failed: (exception)
+    run_failed = Signal(object)
+
+    def __init__(self, window: Any = None, service: InferenceService | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window = window
+        self.service = service or InferenceService()
+        self.queue = JobQueue(max_parallel=1, parent=self)
+        self.document: Document | None = None
+        self.last_result: InferenceResult | None = None
+        self._runs: list[tuple[JobHandle, ModelPackage, Document]] = []
+        self._derived: dict[str, Volume] = {}
+        #: True once torch and MONAI are imported (done in the background when the panel is created)
+        self.engine_ready = False
+        self._build()
+        warm_up = self.queue.submit(self.service.warm_up, "Loading the AI engine")
+        warm_up.finished.connect(self._on_engine_ready)
+        warm_up.failed.connect(lambda error: self._set_status(f"The AI engine could not be loaded: {error_text(error)}"))
+        if window is not None:
+            window.document_changed.connect(self.set_document)
+            self._install_derived_series_loader()
+            self.set_document(getattr(window, "document", None))
+        else:
+            self.set_document(None)
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.heading = QLabel("No image open")
+        self.models = QListWidget()
+        self.models.currentItemChanged.connect(self._show_card)
+        self.models.itemActivated.connect(lambda _item: self.run_selected())
+        self.card = QTextBrowser()
+        self.card.setOpenExternalLinks(False)
+        self.errors = QLabel()
+        self.errors.setWordWrap(True)
+        self.errors.setStyleSheet("color: #c0392b;")
+        self.errors.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.device = QComboBox()
+        self.device.setToolTip("Where models run; 'auto' uses a GPU when there is one")
+        self.replace_previous = QCheckBox("Replace this model's previous result")
+        self.replace_previous.setChecked(True)
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run_selected)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_current)
+        self.add_folder_button = QPushButton("Add model folder...")
+        self.add_folder_button.clicked.connect(self._choose_folder)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.queue_list = QListWidget()
+        self.queue_list.setMaximumHeight(70)
+        self.probabilities = QTableWidget(0, 2)
+        self.probabilities.setHorizontalHeaderLabels(["Class", "Probability"])
+        self.probabilities.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.probabilities.verticalHeader().setVisible(False)
+        self.probabilities.setMaximumHeight(120)
+        self.probabilities.hide()
+        self.warnings = QLabel()
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet("color: #b9770e;")
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        options = QHBoxLayout()
+        options.addWidget(QLabel("Device:"))
+        options.addWidget(self.device, 1)
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.heading)
+        top_layout.addWidget(self.models)
+        top_layout.addWidget(self.errors)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(self.card)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(options)
+        layout.addWidget(self.replace_previous)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.queue_list)
+        layout.addWidget(self.probabilities)
+        layout.addWidget(self.warnings)
+        layout.addWidget(self.add_folder_button)
+        self._fill_devices()
+        self._sync_buttons()
+
+    def _fill_devices(self) -> None:
+        self.device.clear()
+        self.device.addItem("auto", "auto")
+        self.device.addItem("cpu", "cpu")
+        # Which accelerators exist is only known once torch is imported; offer the usual ones.
+        self.device.addItem("cuda (NVIDIA GPU)", "cuda")
+        self.device.addItem("mps (Apple GPU)", "mps")
+
+    def _on_engine_ready(self, _result: object = None) -> None:
+        self.engine_ready = True
+
+    # ------------------------------------------------------------------ models
+    def set_document(self, document: Document | None) -> None:
+        """Show the models that fit ``document``'s modality."""
+        self.document = document
+        self.refresh_models()
+
+    def refresh_models(self) -> None:
+        previous = self.selected_package()
+        self.models.clear()
+        modality = self.document.volume.modality if self.document is not None else ""
+        packages = self.service.models_for(modality) if self.document is not None else self.service.registry.latest()
+        for package in packages:
+            manifest = package.manifest
+            item = QListWidgetItem(f"{manifest.display_name} - {_TASK_NAMES[manifest.task]}")
+            item.setData(Qt.ItemDataRole.UserRole, package)
+            item.setToolTip(f"{manifest.ref} ({package.origin}): {package.folder}")
+            self.models.addItem(item)
+            if previous is not None and package.ref == previous.ref:
+                self.models.setCurrentItem(item)
+        if self.models.currentItem() is None and self.models.count():
+            self.models.setCurrentRow(0)
+        if self.document is None:
+            self.heading.setText("Open an image to run a model on it")
+        else:
+            self.heading.setText(f"Models for {modality or 'this image'} ({len(packages)})")
+        errors = self.service.registry.errors
+        self.errors.setText("\n".join(f"Model not loaded: {e}" for e in errors))
+        self.errors.setVisible(bool(errors))
+        self._show_card()
+        self._sync_buttons()
+
+    def selected_package(self) -> ModelPackage | None:
+        item = self.models.currentItem() if hasattr(self, "models") else None
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def select_model(self, name: str) -> ModelPackage:
+        """Select the newest listed version of model ``name`` (for tests and scripting)."""
+        for row in range(self.models.count()):
+            package = self.models.item(row).data(Qt.ItemDataRole.UserRole)
+            if package.name == name:
+                self.models.setCurrentRow(row)
+                return package
+        raise KeyError(f"model '{name}' is not listed for this image")
+
+    def _show_card(self, *_args) -> None:
+        package = self.selected_package()
+        if package is None:
+            self.card.setMarkdown("")
+            return
+        self.card.setMarkdown(package.model_card())
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder with model packages")
+        if folder:
+            self.add_model_folder(folder)
+
+    def add_model_folder(self, folder: str, remember: bool = True) -> None:
+        """Also list models from ``folder`` (remembered for later sessions)."""
+        self.service.registry.add_folder(folder, remember=remember)
+        self.refresh_models()
+
+    # ------------------------------------------------------------------ runs
+    def run_selected(self) -> JobHandle | None:
+        package = self.selected_package()
+        if package is None or self.document is None:
+            return None
+        return self.run_model(package)
+
+    def run_model(self, package: ModelPackage, document: Document | None = None) -> JobHandle:
+        """Queue a run of ``package`` on ``document`` (default: the open one); returns its job handle."""
+        document = document or self.document
+        if document is None:
+            raise ValueError("no document to run the model on")
+        options = InferenceOptions.interactive(self.device.currentData() or "auto")
+        handle = self.queue.submit(self.service.job(package, document.volume, options), package.manifest.display_name)
+        self._runs.append((handle, package, document))
+        handle.started.connect(self._sync_queue)
+        handle.progress.connect(lambda fraction, message, h=handle: self._on_progress(h, fraction, message))
+        handle.finished.connect(lambda result, h=handle: self._on_finished(h, result))
+        handle.failed.connect(lambda error, h=handle: self._on_failed(h, error))
+        handle.cancelled.connect(lambda h=handle: self._set_status(f"{h.name}: cancelled"))
+        handle.done.connect(lambda h=handle: self._on_done(h))
+        self._sync_queue()
+        self._sync_buttons()
+        return handle
+
+    @property
+    def current_job(self) -> JobHandle | None:
+        """The run in progress (or the next queued one)."""
+        return next((h for h, _, _ in self._runs if not h.is_done), None)
+
+    def cancel_current(self) -> None:
+        job = self.current_job
+        if job is not None:
+            self._set_status(f"{job.name}: cancelling...")
+            job.cancel()
+
+    def cancel_all(self) -> None:
+        self.queue.cancel_all()
+
+    def _on_progress(self, handle: JobHandle, fraction: float, message: str) -> None:
+        if handle is not self.current_job:
+            return
+        self.progress.setValue(int(round(fraction * 1000)))
+        eta = format_eta(handle.eta_seconds())
+        self.status.setText(" - ".join(p for p in (message or handle.name, eta) if p))
+
+    def _on_finished(self, handle: JobHandle, result: InferenceResult) -> None:
+        document = next(doc for h, _, doc in self._runs if h is handle)
+        self.last_result = result
+        if document is not self.document:
+            self._set_status(f"{handle.name}: finished, but its image is no longer open; result discarded")
+            return
+        undo_stack = getattr(self.window, "undo_stack", None)
+        apply_result(document, result, undo_stack, replace_previous=self.replace_previous.isChecked())
+        summary = self._summarise(result)
+        if result.task == "classification":
+            self._show_probabilities(result.probabilities)
+        if result.volume is not None:
+            self._add_derived_series(result.volume)
+        self.warnings.setText("\n".join(result.warnings))
+        self.progress.setValue(1000)
+        self._set_status(f"{handle.name}: {summary} ({result.seconds:.1f} s on {result.device})")
+        self.result_applied.emit(result)
+
+    def _on_failed(self, handle: JobHandle, error: BaseException) -> None:
+        self._set_status(f"{handle.name}: failed")
+        self.run_failed.emit(error)
+        show_error(self, "Model run failed", error_text(error), getattr(handle, "traceback_text", ""))
+
+    def _on_done(self, handle: JobHandle) -> None:
+        self._runs = [run for run in self._runs if run[0] is not handle]
+        self._sync_queue()
+        self._sync_buttons()
+
+    def _set_status(self, text: str) -> None:
+        self.status.setText(text)
+        if self.window is not None and hasattr(self.window, "statusBar"):
+            self.window.statusBar().showMessage(text, 6000)
+
+    def _sync_queue(self, *_args) -> None:
+        self.queue_list.clear()
+        for handle, _package, _document in self._runs:
+            if not handle.is_done:
+                self.queue_list.addItem(f"{handle.name}: {handle.state}")
+        self.queue_list.setVisible(self.queue_list.count() > 0)
+
+    def _sync_buttons(self) -> None:
+        has_model = self.selected_package() is not None
+        self.run_button.setEnabled(self.document is not None and has_model)
+        self.cancel_button.setEnabled(self.current_job is not None)
+
+    # ------------------------------------------------------------------ results
+    @staticmethod
+    def _summarise(result: InferenceResult) -> str:
+        if result.label_map is not None:
+            names = [result.label_map.table[v].name for v in result.label_map.present_values() if v in result.label_map.table]
+            return "labelled " + (", ".join(names) if names else "nothing")
+        if result.task == "detection":
+            return f"{len(result.detections)} detection(s)"
+        if result.task == "classification":
+            best = max(result.probabilities.items(), key=lambda kv: kv[1], default=("-", 0.0))
+            return f"most likely {best[0]} ({best[1]:.0%})"
+        return "derived image added to the study browser"
+
+    def _show_probabilities(self, probabilities: dict[str, float]) -> None:
+        self.probabilities.setRowCount(0)
+        for name, value in sorted(probabilities.items(), key=lambda kv: -kv[1]):
+            row = self.probabilities.rowCount()
+            self.probabilities.insertRow(row)
+            self.probabilities.setItem(row, 0, QTableWidgetItem(name))
+            self.probabilities.setItem(row, 1, QTableWidgetItem(f"{value:.1%}"))
+        self.probabilities.show()
+
+    def _install_derived_series_loader(self) -> None:
+        """Let the window's series loader open derived (in-memory) series too."""
+        window = self.window
+        if not hasattr(window, "load_function"):
+            return
+        original = window.load_function
+        derived = self._derived
+
+        def load(series: SeriesInfo, progress, cancel):
+            if series.uid in derived:
+                return derived[series.uid]
+            return original(series, progress, cancel)
+
+        window.load_function = load
+
+    def _add_derived_series(self, volume: Volume) -> SeriesInfo:
+        """List an enhanced image in the study browser (double-click opens it)."""
+        uid = f"derived-{uuid.uuid4().hex[:12]}"
+        self._derived[uid] = volume
+        info = SeriesInfo(uid=uid, description=volume.name, modality=volume.modality, geometry=volume.geometry,
+                          pixel_type=str(volume.array.dtype), source_format="derived",
+                          source_path=volume.metadata.source_path)
+        browser = getattr(self.window, "study_browser", None)
+        if browser is not None:
+            listed = browser.series
+            current = self.document.series if self.document is not None else None
+            if current is None and self.document is not None:
+                # The open image came from elsewhere (demo, script): list it too so one can go back.
+                original_uid = f"derived-{uuid.uuid4().hex[:12]}"
+                self._derived[original_uid] = self.document.volume
+                current = SeriesInfo(uid=original_uid, description=self.document.volume.name,
+                                     modality=self.document.volume.modality, geometry=self.document.geometry)
+                self.document.series = current
+                listed.append(current)
+            browser.set_series([*listed, info])
+            if current is not None:
+                browser.mark_loaded(current)
+        return info
