@@ -1,0 +1,114 @@
+"""Display state shared by all slice views of a window: window/level, colour map, overlays.
+
+Qt-free and evented (psygnal) so that views, panels, the screenshot command and
+tests read and change one source of truth; widgets keep no display state of their
+own. Label-map display options are kept per label map object.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, replace
+
+from psygnal import Signal
+
+from medviewer.core.labels import LabelMap
+from medviewer.core.volume import Volume
+from medviewer.imaging.window_level import COLORMAPS, Window, window_for_preset
+
+DEFAULT_LABEL_OPACITY = 0.5
+
+
+@dataclass(frozen=True)
+class LabelLayerDisplay:
+    """How one label map is drawn over the image."""
+
+    visible: bool = True
+    opacity: float = DEFAULT_LABEL_OPACITY
+    outline: bool = False
+
+
+class DisplaySettings:
+    """The display state of one window's slice views.
+
+    Signals
+    -------
+    window_changed(Window, bool invert, str colormap):
+        grey-level mapping changed.
+    overlays_changed():
+        crosshair or detection visibility changed.
+    label_display_changed(LabelMap):
+        visibility, opacity or fill/outline of a label map changed.
+    """
+
+    window_changed = Signal(object, bool, str)
+    overlays_changed = Signal()
+    label_display_changed = Signal(object)
+
+    def __init__(self) -> None:
+        self.window = Window(40.0, 400.0)
+        self.invert = False
+        self.colormap = "gray"
+        self.preset = "default"
+        self.crosshair_visible = True
+        self.detections_visible = True
+        self._label_display: "weakref.WeakKeyDictionary[LabelMap, LabelLayerDisplay]" = weakref.WeakKeyDictionary()
+
+    # ------------------------------------------------------------------ grey levels
+    def reset_for(self, volume: Volume) -> None:
+        """Defaults for a newly opened volume: its default window; MONOCHROME1 shown inverted."""
+        self.preset = "default"
+        self.window = window_for_preset("default", volume)
+        self.invert = bool(volume.metadata.display_inverted)
+        self.window_changed.emit(self.window, self.invert, self.colormap)
+
+    def set_window(self, center: float, width: float) -> None:
+        window = Window(center, width)
+        if window != self.window:
+            self.window = window
+            self.preset = "custom"
+            self.window_changed.emit(self.window, self.invert, self.colormap)
+
+    def apply_preset(self, name: str, volume: Volume) -> Window:
+        """Set the window of preset ``name`` (see ``window_for_preset``) for ``volume``."""
+        self.window = window_for_preset(name, volume)
+        self.preset = name
+        self.window_changed.emit(self.window, self.invert, self.colormap)
+        return self.window
+
+    def set_invert(self, invert: bool) -> None:
+        if bool(invert) != self.invert:
+            self.invert = bool(invert)
+            self.window_changed.emit(self.window, self.invert, self.colormap)
+
+    def set_colormap(self, name: str) -> None:
+        if name not in COLORMAPS:
+            raise ValueError(f"unknown colour map '{name}'; choose one of {', '.join(COLORMAPS)}")
+        if name != self.colormap:
+            self.colormap = name
+            self.window_changed.emit(self.window, self.invert, self.colormap)
+
+    # ------------------------------------------------------------------ overlays
+    def set_crosshair_visible(self, visible: bool) -> None:
+        if bool(visible) != self.crosshair_visible:
+            self.crosshair_visible = bool(visible)
+            self.overlays_changed.emit()
+
+    def set_detections_visible(self, visible: bool) -> None:
+        if bool(visible) != self.detections_visible:
+            self.detections_visible = bool(visible)
+            self.overlays_changed.emit()
+
+    def label_display(self, label_map: LabelMap) -> LabelLayerDisplay:
+        return self._label_display.get(label_map, LabelLayerDisplay())
+
+    def set_label_display(self, label_map: LabelMap, **changes) -> LabelLayerDisplay:
+        """Change ``visible``, ``opacity`` (0..1) and/or ``outline`` of a label map."""
+        if "opacity" in changes:
+            changes["opacity"] = min(max(float(changes["opacity"]), 0.0), 1.0)
+        current = self.label_display(label_map)
+        updated = replace(current, **changes)
+        if updated != current:
+            self._label_display[label_map] = updated
+            self.label_display_changed.emit(label_map)
+        return updated

@@ -1,0 +1,731 @@
+"""The main window: menus, toolbar, linked slice views, docks and background loading.
+
+It is the hub other parts plug into:
+
+* ``menu(name)`` returns the QMenu "File", "View", "Tools", "AI" or "Help";
+  ``toolbar`` is the main QToolBar; ``add_panel(widget, title, area)`` docks a panel
+  and returns its QDockWidget (its toggle action is added to View > Panels).
+* ``document`` is the open ``Document`` (or None); ``document_changed(object)`` is
+  emitted after every ``set_document``. Panels connect to it.
+* ``set_active_tool(tool)`` routes the slice views' pointer events to a Qt-free
+  ``medviewer.tools.base.Tool`` (None: back to the crosshair); ``active_tool_changed``.
+* ``jobs`` is a ``medviewer.ui.jobs.JobQueue`` for loading; other long work can
+  use its own queue.
+* ``open_path(path)`` scans and loads in the background with a progress dialog and
+  Cancel; opening another path while one loads cancels the first.
+
+Errors go through ``medviewer.ui.dialogs.show_error`` (non-blocking; tests patch it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QStatusBar,
+    QToolBar,
+    QWidget,
+)
+
+from medviewer.core.document import Document
+from medviewer.core.errors import MedviewerError, NoImageSeriesError
+from medviewer.core.jobs import CancelToken, scaled_progress
+from medviewer.core.labels import LabelMap
+from medviewer.core.study import SeriesInfo
+from medviewer.core.volume import Volume
+from medviewer.imaging.measurements import MeasurementList
+from medviewer.imaging.reslice import AXIAL, CORONAL, PLANES, SAGITTAL, plane_of_single_slice
+from medviewer.imaging.window_level import COLORMAPS, CT_PRESET_TITLES, GENERIC_PRESETS
+from medviewer.io.atomic import atomic_path
+from medviewer.services.settings import LAYOUTS, Settings, load_settings, save_settings
+from medviewer.services.workspace import DisplaySettings
+from medviewer.tools.base import Tool
+from medviewer.ui import dialogs
+from medviewer.ui.jobs import JobHandle, JobProgressDialog, JobQueue
+from medviewer.ui.measurement_tools import EllipseRoiTool, RectangleRoiTool, RulerTool
+from medviewer.ui.panels.detections_panel import DetectionsPanel
+from medviewer.ui.panels.layer_panel import LayerPanel
+from medviewer.ui.panels.measurements_panel import MeasurementsPanel
+from medviewer.ui.panels.study_browser import StudyBrowser, volume_thumbnail
+from medviewer.ui.slice_view import HoverInfo, SliceView
+
+MENU_NAMES = ("File", "View", "Tools", "AI", "Help")
+_AREAS = {
+    "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+    "right": Qt.DockWidgetArea.RightDockWidgetArea,
+    "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+    "top": Qt.DockWidgetArea.TopDockWidgetArea,
+}
+
+
+# ---------------------------------------------------------------------------- loading jobs
+def scan_with_services(path: str, progress, cancel: CancelToken) -> list[SeriesInfo]:
+    """Find the series at ``path`` (``medviewer.services.open_study.scan_path``)."""
+    from medviewer.services.open_study import scan_path
+
+    return scan_path(path, progress, cancel)
+
+
+def load_with_services(series: SeriesInfo, progress, cancel: CancelToken) -> Volume:
+    """Load one series' pixels (``medviewer.services.open_study.load_series``)."""
+    from medviewer.services.open_study import load_series
+
+    return load_series(series, progress, cancel)
+
+
+def default_series(series: list[SeriesInfo]) -> SeriesInfo:
+    """The series opened first: the one with the most voxels (a CT rather than its scout)."""
+
+    def voxels(info: SeriesInfo) -> int:
+        if info.geometry is None:
+            return len(info.files)
+        x, y, z = info.geometry.size
+        return x * y * z
+
+    return max(series, key=voxels)
+
+
+@dataclass
+class ScanResult:
+    path: str
+    series: list[SeriesInfo]
+
+
+def _read_label_map_file(path: str, document: Document) -> LabelMap:
+    """Read a label image and refuse it unless it has the document's geometry."""
+    try:
+        from medviewer.io import read_label_map  # type: ignore[attr-defined]
+    except ImportError:
+        read_label_map = None
+    if read_label_map is not None:
+        return read_label_map(path, document.geometry)
+    import SimpleITK as sitk
+
+    from medviewer.core.errors import CorruptFileError
+    from medviewer.imaging.sitk_bridge import geometry_from_sitk, sitk_to_array
+
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise CorruptFileError(f"cannot read the label map: {str(error).strip().splitlines()[-1]}", path) from None
+    name = Path(path).name.split(".")[0]
+    return LabelMap.matching(sitk_to_array(image), geometry_from_sitk(image), document.geometry, name=name, path=str(path))
+
+
+class MainWindow(QMainWindow):
+    """medviewer's main window (see the module docstring for the extension API)."""
+
+    #: a new document is shown (or None): (Document | None)
+    document_changed = Signal(object)
+    #: the active editing tool changed: (Tool | None)
+    active_tool_changed = Signal(object)
+    #: the view layout changed: ("1x1" | "1x3" | "2x2")
+    layout_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, persist_settings: bool = True, enable_3d: bool = True) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("medviewer")
+        self.setAcceptDrops(True)
+        self.persist_settings = persist_settings
+        self.enable_3d = enable_3d
+        self.settings: Settings = load_settings() if persist_settings else Settings()
+        self.display = DisplaySettings()
+        self.measurements = MeasurementList()
+        self.document: Document | None = None
+        self.series: SeriesInfo | None = None
+        self.active_tool: Tool | None = None
+        self.jobs = JobQueue(max_parallel=1, parent=self)
+        self._loading: JobHandle | None = None
+        #: Replaceable for tests and other sources: fn(path, progress, cancel) -> list[SeriesInfo]
+        self.scan_function: Callable = scan_with_services
+        #: Replaceable: fn(series, progress, cancel) -> Volume
+        self.load_function: Callable = load_with_services
+
+        self.slice_views = [SliceView(plane, self.display) for plane in PLANES]
+        self._views_by_plane = {view.plane: view for view in self.slice_views}
+        self._active_view = self.slice_views[0]
+        for view in self.slice_views:
+            view.hover_changed.connect(self._on_hover)
+            view.activated.connect(self._on_view_activated)
+            view.zoom_changed.connect(lambda zoom, v=view: self._on_zoom(v, zoom))
+        self.volume_view: QWidget | None = None
+        self._central = QWidget()
+        self._grid = QGridLayout(self._central)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setSpacing(2)
+        self._central.setStyleSheet("background: #202020;")
+        self.setCentralWidget(self._central)
+        self.layout_name = ""
+
+        self._menus: dict[str, QMenu] = {name: self.menuBar().addMenu(f"&{name}") for name in MENU_NAMES}
+        self.toolbar = QToolBar("Main toolbar", self)
+        self.toolbar.setObjectName("main_toolbar")
+        self.addToolBar(self.toolbar)
+        self._build_status_bar()
+        self._build_panels()
+        self._build_actions()
+
+        self._restore_geometry()
+        self.set_layout(self.settings.layout if self.settings.layout in LAYOUTS else "1x3")
+
+    # ================================================================== extension API
+    def menu(self, name: str) -> QMenu:
+        """The menu "File", "View", "Tools", "AI" or "Help"."""
+        try:
+            return self._menus[name]
+        except KeyError:
+            raise KeyError(f"no menu '{name}'; menus are {', '.join(MENU_NAMES)}") from None
+
+    def add_panel(self, widget: QWidget, title: str, area: str | Qt.DockWidgetArea = "right") -> QDockWidget:
+        """Dock ``widget`` with ``title`` ("left", "right", "bottom", "top" or a Qt area)."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        qt_area = _AREAS[area] if isinstance(area, str) else area
+        self.addDockWidget(qt_area, dock)
+        self._panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    @property
+    def status_bar(self) -> QStatusBar:
+        return self.statusBar()
+
+    def set_active_tool(self, tool: Tool | None) -> None:
+        """Make ``tool`` receive pointer events in every slice view (None: crosshair)."""
+        if tool is self.active_tool:
+            return
+        if self.active_tool is not None:
+            self.active_tool.cancel()
+        self.active_tool = tool
+        for view in self.slice_views:
+            view.set_tool(tool)
+        self._sync_mode_actions()
+        self.active_tool_changed.emit(tool)
+
+    def set_interaction_mode(self, mode: str) -> None:
+        """Left-drag without a tool: "crosshair", "window_level", "pan" or "zoom" (drops the active tool)."""
+        self.set_active_tool(None)
+        for view in self.slice_views:
+            view.set_interaction_mode(mode)
+        self._sync_mode_actions()
+
+    # ================================================================== layout
+    def set_layout(self, name: str) -> None:
+        """Arrange the views: "1x1" (the active view), "1x3" (axial, coronal, sagittal) or "2x2" (+ 3D)."""
+        if name not in LAYOUTS:
+            raise ValueError(f"unknown layout '{name}'; choose one of {', '.join(LAYOUTS)}")
+        self.layout_name = name
+        self.settings.layout = name
+        self._apply_layout()
+        action = self._layout_actions.get(name)
+        if action is not None:
+            action.setChecked(True)
+        self.layout_changed.emit(name)
+
+    def _visible_panes(self) -> list[tuple[QWidget, int, int]]:
+        doc = self.document
+        if doc is not None and doc.volume.is_2d:
+            # A 2D image (radiograph, single slice) is shown in one view, whatever the layout.
+            return [(self._views_by_plane[plane_of_single_slice(doc.geometry)], 0, 0)]
+        if self.layout_name == "1x1":
+            return [(self._active_view, 0, 0)]
+        views = self._views_by_plane
+        if self.layout_name == "1x3":
+            return [(views[AXIAL], 0, 0), (views[CORONAL], 0, 1), (views[SAGITTAL], 0, 2)]
+        return [(views[AXIAL], 0, 0), (views[CORONAL], 0, 1), (views[SAGITTAL], 1, 0), (self._ensure_volume_view(), 1, 1)]
+
+    def _apply_layout(self) -> None:
+        panes = self._visible_panes()
+        shown = {id(widget) for widget, _r, _c in panes}
+        for index in reversed(range(self._grid.count())):
+            self._grid.takeAt(index)
+        for widget in [*self.slice_views, self.volume_view]:
+            if widget is not None and id(widget) not in shown:
+                widget.hide()
+        for row in range(2):
+            self._grid.setRowStretch(row, 0)
+        for column in range(3):
+            self._grid.setColumnStretch(column, 0)
+        for widget, row, column in panes:
+            self._grid.addWidget(widget, row, column)
+            self._grid.setRowStretch(row, 1)
+            self._grid.setColumnStretch(column, 1)
+            widget.show()
+
+    def _ensure_volume_view(self) -> QWidget:
+        """The 3D pane: ``medviewer.ui.volume_view.VolumeView`` when available, else a placeholder."""
+        if self.volume_view is None:
+            widget = None
+            if self.enable_3d:
+                try:
+                    from medviewer.ui.volume_view import VolumeView  # optional: built by another part
+
+                    widget = VolumeView(parent=self._central)
+                    widget.set_document(self.document)
+                except Exception as error:  # noqa: BLE001 - the 2D viewer must work without the 3D view
+                    self.statusBar().showMessage(f"3D view unavailable: {error}", 5000)
+                    widget = None
+            if widget is None:
+                widget = QLabel("3D view: coming")
+                widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                widget.setStyleSheet("background: black; color: #909090;")
+                widget.setMinimumSize(40, 40)
+            self.volume_view = widget
+        return self.volume_view
+
+    # ================================================================== documents
+    def set_document(self, document: Document | None) -> None:
+        """Show ``document`` in every view and panel (None closes it)."""
+        if self.document is not None:
+            self.document.modified_changed.disconnect(self._update_title)
+        if self.active_tool is not None:
+            self.active_tool.cancel()
+        self.document = document
+        self.measurements = MeasurementList()
+        if document is not None:
+            self.display.reset_for(document.volume)
+            document.modified_changed.connect(self._update_title)
+        for view in self.slice_views:
+            view.set_document(document, self.measurements)
+        self._apply_layout()
+        if self.volume_view is not None and hasattr(self.volume_view, "set_document"):
+            try:
+                self.volume_view.set_document(document)
+            except Exception as error:  # noqa: BLE001 - never let the 3D view break the viewer
+                self.statusBar().showMessage(f"3D view failed: {error}", 5000)
+        self.layer_panel.set_document(document)
+        self.detections_panel.set_document(document)
+        self.measurements_panel.set_measurements(document, self.measurements)
+        self.study_browser.mark_loaded(document.series if document is not None else None)
+        self._sync_window_controls()
+        self._update_title()
+        self.document_changed.emit(document)
+
+    def _update_title(self, *_args) -> None:
+        if self.document is None:
+            self.setWindowTitle("medviewer")
+            return
+        volume = self.document.volume
+        star = "*" if self.document.modified else ""
+        self.setWindowTitle(f"{star}{volume.name} ({volume.modality or 'image'}) - medviewer")
+
+    # ------------------------------------------------------------------ opening
+    def open_path(self, path: str | os.PathLike[str]) -> JobHandle:
+        """Scan ``path`` in the background, list its series, then load the largest one.
+
+        A scan or load already running is cancelled first. Returns the scan job's handle.
+        """
+        path = os.fspath(path)
+        self.cancel_loading()
+        name = Path(path).name or path
+        scan = self.scan_function
+
+        def job(progress, cancel):
+            series = scan(path, progress, cancel)
+            if not series:
+                raise NoImageSeriesError("no image series found", path)
+            return ScanResult(path, list(series))
+
+        handle = self._start_loading_job(job, f"Scanning {name}")
+        handle.finished.connect(self._on_scan_finished)
+        handle.failed.connect(lambda error, p=path: self._on_load_failed(p, error))
+        self.settings.add_recent_file(path)
+        self._save_settings()
+        self._rebuild_recent_menu()
+        return handle
+
+    def load_series(self, series: SeriesInfo) -> JobHandle:
+        """Load one series' pixels in the background and show it (cancels a load in progress)."""
+        self.cancel_loading()
+        load = self.load_function
+        title = series.description or Path(series.source_path or "").name or "series"
+
+        def job(progress, cancel):
+            return load(series, progress, cancel)
+
+        handle = self._start_loading_job(job, f"Loading {title}")
+        handle.finished.connect(lambda volume, s=series: self._on_series_loaded(s, volume))
+        handle.failed.connect(lambda error, s=series: self._on_load_failed(s.source_path or title, error))
+        return handle
+
+    def open_volume(self, volume: Volume, series: SeriesInfo | None = None) -> Document:
+        """Show an already loaded volume (tests, demo, other code)."""
+        document = Document(volume, series)
+        self.set_document(document)
+        return document
+
+    def cancel_loading(self) -> None:
+        if self._loading is not None and not self._loading.is_done:
+            self._loading.cancel()
+        self._loading = None
+
+    @property
+    def loading_job(self) -> JobHandle | None:
+        """The scan/load job in progress, if any."""
+        return self._loading if self._loading is not None and not self._loading.is_done else None
+
+    def _start_loading_job(self, job, title: str) -> JobHandle:
+        handle = self.jobs.submit(job, title)
+        self._loading = handle
+        handle.cancelled.connect(lambda: self.statusBar().showMessage(f"{title}: cancelled", 4000))
+        JobProgressDialog(handle, title, self)
+        self.statusBar().showMessage(f"{title}...")
+        return handle
+
+    def _on_scan_finished(self, result: ScanResult) -> None:
+        self.study_browser.set_series(result.series)
+        self.load_series(default_series(result.series))
+
+    def _on_series_loaded(self, series: SeriesInfo, volume: Volume) -> None:
+        self.series = series
+        self.open_volume(volume, series)
+        try:
+            self.study_browser.set_thumbnail(series, volume_thumbnail(volume))
+        except Exception:  # noqa: BLE001 - a thumbnail is cosmetic
+            pass
+        self.statusBar().showMessage(f"Opened {volume.name}", 4000)
+
+    def _on_load_failed(self, where: str, error: BaseException) -> None:
+        self.statusBar().showMessage("Opening failed", 4000)
+        details = ""
+        handle = self.sender()
+        if not isinstance(error, MedviewerError) and isinstance(handle, JobHandle):
+            details = handle.traceback_text
+        dialogs.show_error(self, "Cannot open", dialogs.error_text(error), details)
+
+    # ------------------------------------------------------------------ label maps
+    def load_label_map(self, path: str | os.PathLike[str]) -> LabelMap | None:
+        """Read a label map file and add it to the document; a clear error dialog if it does not fit."""
+        if self.document is None:
+            dialogs.show_error(self, "No image", "Open an image before loading a label map.")
+            return None
+        try:
+            label_map = _read_label_map_file(os.fspath(path), self.document)
+            return self.add_label_map(label_map)
+        except MedviewerError as error:
+            dialogs.show_error(self, "Cannot load label map", dialogs.error_text(error))
+            return None
+
+    def add_label_map(self, label_map: LabelMap) -> LabelMap | None:
+        """Add a label map layer; geometry mismatches are shown as an error dialog."""
+        if self.document is None:
+            return None
+        try:
+            return self.document.add_label_map(label_map)
+        except MedviewerError as error:
+            dialogs.show_error(self, "Cannot add label map", dialogs.error_text(error))
+            return None
+
+    # ------------------------------------------------------------------ screenshots
+    def grab_views(self) -> QImage:
+        """A picture of the view area as shown (layout, overlays, letters)."""
+        return self._central.grab().toImage()
+
+    def save_screenshot(self, path: str | os.PathLike[str]) -> Path:
+        """Save the view area as PNG (written atomically)."""
+        image = self.grab_views()
+        target = Path(path)
+        if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+            target = target.with_suffix(".png")
+        with atomic_path(target) as tmp:
+            if not image.save(str(tmp), target.suffix.lstrip(".").upper()):
+                raise MedviewerError("cannot write the screenshot", target)
+        return target
+
+    # ================================================================== building the window
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self._status_fields = {}
+        for key, width in (("voxel", 130), ("world", 190), ("value", 110), ("label", 140), ("slice", 110), ("zoom", 70)):
+            label = QLabel("")
+            label.setMinimumWidth(width)
+            bar.addPermanentWidget(label)
+            self._status_fields[key] = label
+
+    def status_text(self) -> dict[str, str]:
+        """Current status-bar fields (voxel, world, value, label, slice, zoom)."""
+        return {key: label.text() for key, label in self._status_fields.items()}
+
+    def _on_hover(self, info: HoverInfo | None) -> None:
+        fields = self._status_fields
+        if info is None:
+            for key in ("voxel", "world", "value", "label"):
+                fields[key].setText("")
+            return
+        i, j, k = (int(v) for v in info.voxel)
+        fields["voxel"].setText(f"ijk ({i}, {j}, {k})" if info.inside else "outside")
+        x, y, z = info.world
+        fields["world"].setText(f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+        if info.value is None:
+            fields["value"].setText("")
+        else:
+            value = f"{info.value:.0f}" if float(info.value).is_integer() else f"{info.value:.4g}"
+            fields["value"].setText(f"{value} {info.units}".strip())
+        fields["label"].setText(info.label)
+        fields["slice"].setText(f"{info.plane} {info.slice_index + 1}/{info.slice_count}")
+        fields["zoom"].setText(f"{info.zoom * 100:.0f}%")
+
+    def _on_zoom(self, view: SliceView, zoom: float) -> None:
+        if view is self._active_view:
+            self._status_fields["zoom"].setText(f"{zoom * 100:.0f}%")
+
+    def _on_view_activated(self, view: SliceView) -> None:
+        self._active_view = view
+
+    def _build_panels(self) -> None:
+        self.study_browser = StudyBrowser()
+        self.study_browser.series_activated.connect(self.load_series)
+        self.layer_panel = LayerPanel(self.display)
+        self.detections_panel = DetectionsPanel()
+        self.measurements_panel = MeasurementsPanel()
+        self._panels_menu = QMenu("Panels", self)
+        self.study_dock = self.add_panel(self.study_browser, "Study browser", "left")
+        self.layers_dock = self.add_panel(self.layer_panel, "Layers", "left")
+        self.detections_dock = self.add_panel(self.detections_panel, "Detections", "right")
+        self.measurements_dock = self.add_panel(self.measurements_panel, "Measurements", "right")
+
+    def _action(self, menu: QMenu | None, text: str, slot=None, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        if slot is not None:
+            action.triggered.connect(slot)
+        if menu is not None:
+            menu.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        file_menu, view_menu, tools_menu, help_menu = (self.menu(n) for n in ("File", "View", "Tools", "Help"))
+        # File
+        open_file = self._action(file_menu, "&Open file...", self._choose_file, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open &folder...", self._choose_folder, "Ctrl+Shift+O")
+        self._action(file_menu, "Open &label map...", self._choose_label_map, "Ctrl+L")
+        self._recent_menu = file_menu.addMenu("&Recent files")
+        self._rebuild_recent_menu()
+        file_menu.addSeparator()
+        screenshot = self._action(file_menu, "Save &screenshot...", self._choose_screenshot, "Ctrl+Shift+S")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        # View: layouts
+        self._layout_actions: dict[str, QAction] = {}
+        layout_group = QActionGroup(self)
+        for name, title in (("1x1", "Single view (1x1)"), ("1x3", "Three views (1x3)"), ("2x2", "Four views with 3D (2x2)")):
+            action = self._action(view_menu, title, lambda _=False, n=name: self.set_layout(n), checkable=True)
+            layout_group.addAction(action)
+            self._layout_actions[name] = action
+        view_menu.addSeparator()
+        # View: window/level
+        window_menu = view_menu.addMenu("&Window / level")
+        self._preset_actions: dict[str, QAction] = {}
+        for name, title in [*GENERIC_PRESETS.items(), *CT_PRESET_TITLES.items()]:
+            self._preset_actions[name] = self._action(window_menu, title, lambda _=False, n=name: self.apply_window_preset(n))
+        self.invert_action = self._action(view_menu, "&Invert grey levels", self.display.set_invert, "Ctrl+I", checkable=True)
+        colormap_menu = view_menu.addMenu("&Colour map")
+        colormap_group = QActionGroup(self)
+        self._colormap_actions = {}
+        for name in COLORMAPS:
+            action = self._action(colormap_menu, name, lambda _=False, n=name: self.display.set_colormap(n), checkable=True)
+            colormap_group.addAction(action)
+            self._colormap_actions[name] = action
+        view_menu.addSeparator()
+        self.crosshair_action = self._action(view_menu, "Show &crosshair", self.display.set_crosshair_visible, "Ctrl+Shift+C", checkable=True)
+        self.crosshair_action.setChecked(True)
+        self.detections_action = self._action(view_menu, "Show &detections", self.display.set_detections_visible, checkable=True)
+        self.detections_action.setChecked(True)
+        reset = self._action(view_menu, "&Reset views", self.reset_views, "Ctrl+0")
+        view_menu.addSeparator()
+        view_menu.addMenu(self._panels_menu)
+
+        # Tools: interaction modes and measurement tools
+        self._mode_actions: dict[str, QAction] = {}
+        mode_group = QActionGroup(self)
+        for mode, title, key in (
+            ("crosshair", "Crosshair", ""),
+            ("window_level", "Window/level", "W"),
+            ("pan", "Pan", ""),
+            ("zoom", "Zoom", ""),
+        ):
+            action = self._action(tools_menu, title, lambda _=False, m=mode: self.set_interaction_mode(m), key or None, checkable=True)
+            mode_group.addAction(action)
+            self._mode_actions[mode] = action
+        tools_menu.addSeparator()
+        self.measurement_tools = {
+            "ruler": RulerTool(lambda: self.measurements),
+            "ellipse_roi": EllipseRoiTool(lambda: self.measurements),
+            "rectangle_roi": RectangleRoiTool(lambda: self.measurements),
+        }
+        for key, tool in self.measurement_tools.items():
+            action = self._action(tools_menu, tool.title, lambda _=False, t=tool: self.set_active_tool(t), tool.shortcut or None, checkable=True)
+            mode_group.addAction(action)
+            self._mode_actions[key] = action
+        self._mode_actions["crosshair"].setChecked(True)
+        self._mode_group = mode_group
+
+        self._action(help_menu, "&About medviewer", self._about)
+
+        # Toolbar
+        tb = self.toolbar
+        tb.addAction(open_file)
+        tb.addSeparator()
+        for name in LAYOUTS:
+            action = self._layout_actions[name]
+            action.setIconText(name)
+            tb.addAction(action)
+        tb.addSeparator()
+        for key in ("crosshair", "window_level", "pan", "zoom", "ruler", "ellipse_roi", "rectangle_roi"):
+            tb.addAction(self._mode_actions[key])
+        tb.addSeparator()
+        self.window_combo = QComboBox()
+        self.window_combo.setToolTip("Window/level preset")
+        for name, title in [*GENERIC_PRESETS.items(), *CT_PRESET_TITLES.items()]:
+            self.window_combo.addItem(title.split(" (")[0], name)
+        self.window_combo.addItem("Custom", "custom")
+        self.window_combo.activated.connect(lambda index: self._on_window_combo(index))
+        tb.addWidget(self.window_combo)
+        tb.addAction(self.invert_action)
+        self.colormap_combo = QComboBox()
+        self.colormap_combo.addItems(list(COLORMAPS))
+        self.colormap_combo.setToolTip("Colour map")
+        self.colormap_combo.textActivated.connect(self.display.set_colormap)
+        tb.addWidget(self.colormap_combo)
+        tb.addAction(reset)
+        tb.addAction(screenshot)
+        self.display.window_changed.connect(lambda *_: self._sync_window_controls())
+
+    def _sync_mode_actions(self) -> None:
+        if self.active_tool is not None:
+            for key, tool in self.measurement_tools.items():
+                if tool is self.active_tool:
+                    self._mode_actions[key].setChecked(True)
+                    return
+            checked = self._mode_group.checkedAction()
+            if checked is not None:
+                self._mode_group.setExclusive(False)
+                checked.setChecked(False)
+                self._mode_group.setExclusive(True)
+            return
+        self._mode_actions[self.slice_views[0].interaction_mode].setChecked(True)
+
+    def _sync_window_controls(self) -> None:
+        index = self.window_combo.findData(self.display.preset)
+        self.window_combo.setCurrentIndex(index if index >= 0 else self.window_combo.count() - 1)
+        self.invert_action.setChecked(self.display.invert)
+        self.colormap_combo.setCurrentText(self.display.colormap)
+        self._colormap_actions[self.display.colormap].setChecked(True)
+
+    def apply_window_preset(self, name: str) -> None:
+        """Apply a window preset ("default", "auto", "mr_auto", "brain", "lung", ...) to the views."""
+        if self.document is not None:
+            self.display.apply_preset(name, self.document.volume)
+
+    def _on_window_combo(self, index: int) -> None:
+        name = self.window_combo.itemData(index)
+        if name != "custom":
+            self.apply_window_preset(name)
+
+    def reset_views(self) -> None:
+        for view in self.slice_views:
+            view.reset_view()
+
+    # ------------------------------------------------------------------ file dialogs
+    def _start_directory(self) -> str:
+        return self.settings.last_directory or str(Path.home())
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open image",
+            self._start_directory(),
+            "Images (*.dcm *.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg *.tif *.tiff *.bmp);;All files (*)",
+        )
+        if path:
+            self.settings.last_directory = str(Path(path).parent)
+            self.open_path(path)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder", self._start_directory())
+        if path:
+            self.settings.last_directory = str(Path(path).parent)
+            self.open_path(path)
+
+    def _choose_label_map(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open label map", self._start_directory(), "Label maps (*.nii *.nii.gz *.nrrd *.mha *.mhd);;All files (*)"
+        )
+        if path:
+            self.load_label_map(path)
+
+    def _choose_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", str(Path(self._start_directory()) / "screenshot.png"), "PNG (*.png)")
+        if path:
+            try:
+                saved = self.save_screenshot(path)
+                self.statusBar().showMessage(f"Saved {saved}", 4000)
+            except (MedviewerError, OSError) as error:
+                dialogs.show_error(self, "Cannot save screenshot", str(error))
+
+    def _rebuild_recent_menu(self) -> None:
+        menu = self._recent_menu
+        menu.clear()
+        for path in self.settings.recent_files:
+            self._action(menu, path, lambda _=False, p=path: self.open_path(p))
+        menu.setEnabled(bool(self.settings.recent_files))
+
+    def _about(self) -> None:
+        from medviewer import __version__
+
+        dialogs.show_info(self, "About medviewer", f"medviewer {__version__}\nCT, MR and X-ray viewer with AI-assisted annotation.")
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    # ------------------------------------------------------------------ settings and closing
+    def _restore_geometry(self) -> None:
+        if self.settings.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode("ascii")))
+        else:
+            self.resize(1400, 900)
+        if self.settings.window_state:
+            self.restoreState(QByteArray.fromBase64(self.settings.window_state.encode("ascii")))
+
+    def _save_settings(self) -> None:
+        if not self.persist_settings:
+            return
+        try:
+            save_settings(self.settings)
+        except OSError as error:
+            self.statusBar().showMessage(f"Cannot save settings: {error}", 5000)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.cancel_loading()
+        self.jobs.cancel_all()
+        self.jobs.wait_for_done(5000)
+        self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        self.settings.window_state = bytes(self.saveState().toBase64()).decode("ascii")
+        self._save_settings()
+        super().closeEvent(event)
