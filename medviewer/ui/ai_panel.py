@@ -80,16 +80,43 @@ class AIPanel(QWidget):
         self._derived: dict[str, Volume] = {}
         #: True once torch and MONAI are imported (done in the background when the panel is created)
         self.engine_ready = False
+        self._warm_up: JobHandle | None = None
         self._build()
-        warm_up = self.queue.submit(self.service.warm_up, "Loading the AI engine")
-        warm_up.finished.connect(self._on_engine_ready)
-        warm_up.failed.connect(lambda error: self._set_status(f"The AI engine could not be loaded: {error_text(error)}"))
         if window is not None:
             window.document_changed.connect(self.set_document)
             self._install_derived_series_loader()
+            if hasattr(window, "menu"):
+                self._install_menu(window.menu("AI"))
             self.set_document(getattr(window, "document", None))
         else:
             self.set_document(None)
+
+    def set_service(self, service: InferenceService) -> None:
+        """Use another inference service (model registry), e.g. in tests."""
+        self.service = service
+        self.refresh_models()
+
+    def warm_up(self) -> JobHandle:
+        """Import torch and MONAI on the worker thread (once), ahead of the first run.
+
+        Imports hold the interpreter lock in long stretches; doing them when an image
+        is opened, not when Run is pressed, keeps runs from stalling the UI.
+        """
+        if self._warm_up is None:
+            self._warm_up = self.queue.submit(self.service.warm_up, "Loading the AI engine")
+            self._warm_up.finished.connect(self._on_engine_ready)
+            self._warm_up.failed.connect(
+                lambda error: self._set_status(f"The AI engine could not be loaded: {error_text(error)}")
+            )
+        return self._warm_up
+
+    def _install_menu(self, menu) -> None:
+        self.run_action = menu.addAction("Run selected model", self.run_selected)
+        self.run_action.setShortcut("Ctrl+R")
+        self.cancel_action = menu.addAction("Cancel model run", self.cancel_current)
+        menu.addSeparator()
+        menu.addAction("Add model folder...", self._choose_folder)
+        menu.addAction("Rescan model folders", self.rescan_models)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -181,6 +208,13 @@ class AIPanel(QWidget):
         """Show the models that fit ``document``'s modality."""
         self.document = document
         self.refresh_models()
+        if document is not None:
+            self.warm_up()
+
+    def rescan_models(self) -> None:
+        """Look for new or changed packages (e.g. a model fine-tuned meanwhile)."""
+        self.service.refresh()
+        self.refresh_models()
 
     def refresh_models(self) -> None:
         previous = self.selected_package()
@@ -249,6 +283,7 @@ class AIPanel(QWidget):
         document = document or self.document
         if document is None:
             raise ValueError("no document to run the model on")
+        self.warm_up()
         options = InferenceOptions.interactive(self.device.currentData() or "auto")
         handle = self.queue.submit(self.service.job(package, document.volume, options), package.manifest.display_name)
         self._runs.append((handle, package, document))

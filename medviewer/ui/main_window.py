@@ -53,6 +53,7 @@ from medviewer.services.settings import LAYOUTS, Settings, load_settings, save_s
 from medviewer.services.workspace import DisplaySettings
 from medviewer.tools.base import Tool
 from medviewer.ui import dialogs
+from medviewer.ui.ai_panel import AIPanel
 from medviewer.ui.jobs import JobHandle, JobProgressDialog, JobQueue
 from medviewer.ui.measurement_tools import EllipseRoiTool, RectangleRoiTool, RulerTool
 from medviewer.ui.panels.detections_panel import DetectionsPanel
@@ -495,6 +496,8 @@ class MainWindow(QMainWindow):
         self.layers_dock = self.add_panel(self.layer_panel, "Layers", "left")
         self.detections_dock = self.add_panel(self.detections_panel, "Detections", "right")
         self.measurements_dock = self.add_panel(self.measurements_panel, "Measurements", "right")
+        self.ai_panel = AIPanel(self)
+        self.ai_dock = self.add_panel(self.ai_panel, "AI", "right")
 
     def _action(self, menu: QMenu | None, text: str, slot=None, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
         action = QAction(text, self)

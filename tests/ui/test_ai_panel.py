@@ -52,20 +52,20 @@ def service(tmp_path):
 
 @pytest.fixture
 def window(qtbot, service):
-    from medviewer.ui.ai_panel import AIPanel
     from medviewer.ui.main_window import MainWindow
 
     window = MainWindow(persist_settings=False, enable_3d=False)
     qtbot.addWidget(window)
     window.resize(1400, 800)
     window.show()
-    panel = AIPanel(window, service)
-    window.add_panel(panel, "AI", "right")
-    # The panel loads the inference engine (torch, MONAI) in the background when created;
-    # imports hold the interpreter lock in long stretches, so that happens before any run.
-    qtbot.waitUntil(lambda: panel.engine_ready, timeout=60000)
+    panel = window.ai_panel
+    panel.set_service(service)
     window.ai_panel_for_test = panel
     window.open_volume(ball_ct())
+    # Opening an image makes the panel load the inference engine (torch, MONAI) in the
+    # background; imports hold the interpreter lock in long stretches, so that happens
+    # before any run, not during one.
+    qtbot.waitUntil(lambda: panel.engine_ready, timeout=60000)
     qtbot.waitExposed(window)
     return window
 
