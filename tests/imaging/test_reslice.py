@@ -1,0 +1,110 @@
+"""Which array axes form each view, radiological flips, letters and pixel<->index<->world maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medviewer.core import Geometry
+from medviewer.imaging.reslice import (
+    AXIAL,
+    CORONAL,
+    PLANES,
+    SAGITTAL,
+    plane_of_single_slice,
+    slice_mapping,
+    slice_position_text,
+)
+
+LPS_IDENTITY = (1, 0, 0, 0, 1, 0, 0, 0, 1)
+RAS_LIKE = (-1, 0, 0, 0, -1, 0, 0, 0, 1)  # NIfTI written from RAS: i runs to the right, j anterior
+
+
+def rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    angle = np.radians(degrees)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def screen_world_direction(geometry: Geometry, mapping, d_col: float, d_row: float) -> np.ndarray:
+    """World displacement of moving (d_col, d_row) display pixels on screen."""
+    a = geometry.index_to_world(mapping.display_to_index(1.0, 1.0, 0.0))
+    b = geometry.index_to_world(mapping.display_to_index(1.0 + d_col, 1.0 + d_row, 0.0))
+    return b - a
+
+
+@pytest.mark.parametrize("direction", [LPS_IDENTITY, RAS_LIKE, (1, 0, 0, 0, 0, 1, 0, -1, 0), (0, 0, 1, 1, 0, 0, 0, 1, 0)])
+def test_radiological_convention_for_any_axis_order(direction):
+    geometry = Geometry((6, 7, 8), (0.5, 0.7, 2.0), (10, -20, 30), direction)
+    expected = {
+        # plane: (world axis + sign of screen right, of screen down)
+        AXIAL: ((0, +1), (1, +1)),  # right = patient left (L), down = posterior
+        CORONAL: ((0, +1), (2, -1)),  # right = L, down = inferior
+        SAGITTAL: ((1, +1), (2, -1)),  # right = posterior (anterior on the left), down = inferior
+    }
+    for plane, ((right_axis, right_sign), (down_axis, down_sign)) in expected.items():
+        mapping = slice_mapping(geometry, plane)
+        right = screen_world_direction(geometry, mapping, 1, 0)
+        down = screen_world_direction(geometry, mapping, 0, 1)
+        assert np.argmax(np.abs(right)) == right_axis and np.sign(right[right_axis]) == right_sign
+        assert np.argmax(np.abs(down)) == down_axis and np.sign(down[down_axis]) == down_sign
+        # Physical aspect: a display pixel is col_spacing x row_spacing mm.
+        assert np.linalg.norm(right) == pytest.approx(mapping.col_spacing)
+        assert np.linalg.norm(down) == pytest.approx(mapping.row_spacing)
+        assert not mapping.oblique
+
+
+def test_letters_at_edges():
+    letters = {p: slice_mapping(Geometry((4, 4, 4), direction=RAS_LIKE), p).letters for p in PLANES}
+    assert letters[AXIAL] == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    assert letters[CORONAL] == {"left": "R", "right": "L", "top": "S", "bottom": "I"}
+    assert letters[SAGITTAL] == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
+
+
+def test_slices_are_views_with_the_right_voxels():
+    geometry = Geometry((4, 5, 6), (1, 1, 1), (0, 0, 0), RAS_LIKE)
+    array = np.arange(6 * 5 * 4, dtype=np.int32).reshape(6, 5, 4)
+    for plane in PLANES:
+        mapping = slice_mapping(geometry, plane)
+        for slice_index in (0, mapping.slice_count - 1):
+            image = mapping.slice_of(array, slice_index)
+            assert np.shares_memory(image, array)  # no copy of the volume
+            assert image.shape == (mapping.rows, mapping.cols)
+            for row in (0, mapping.rows - 1):
+                for col in (0, mapping.cols - 1):
+                    i, j, k = np.rint(mapping.display_to_index(col, row, slice_index)).astype(int)
+                    assert image[row, col] == array[k, j, i]
+                    back = mapping.index_to_display(np.array([i, j, k], float))
+                    assert back.tolist() == [col, row, slice_index]
+
+
+def test_oblique_volume_uses_closest_axes_and_is_flagged():
+    matrix = rotation([1, 1, 0], 20)
+    geometry = Geometry.from_matrix((10, 10, 10), (1, 1, 1), (0, 0, 0), matrix)
+    mapping = slice_mapping(geometry, AXIAL)
+    assert mapping.oblique and mapping.normal_axis == 2
+    assert mapping.letters["right"] == "L" and mapping.letters["bottom"] == "P"
+
+
+def test_plane_block_and_region_helpers():
+    geometry = Geometry((10, 8, 6), (1, 1, 1), (0, 0, 0), LPS_IDENTITY)
+    coronal = slice_mapping(geometry, CORONAL)  # rows = k flipped (superior up), cols = i
+    region = (slice(1, 3), slice(2, 3), slice(4, 7))  # z 1..2, y 2, x 4..6
+    assert coronal.region_hits_slice(region, 2) and not coronal.region_hits_slice(region, 3)
+    assert coronal.region_hits_slice(None, 5)
+    row0, col0, rows, cols = coronal.region_display_rect(region)
+    assert (rows, cols) == (2, 3) and col0 == 4 and row0 == 6 - 3
+    mask = np.zeros((6, 10), bool)  # array-order plane for view axis 1: (z, x)
+    mask[1:3, 4:7] = True
+    image = coronal.orient_plane(mask)
+    assert np.argwhere(image).min(axis=0).tolist() == [row0, col0]
+
+
+def test_single_slice_plane_and_position_text():
+    assert plane_of_single_slice(Geometry((5, 5, 1))) == AXIAL
+    coronal_radiograph = Geometry((5, 5, 1), direction=(1, 0, 0, 0, 0, 1, 0, -1, 0))
+    assert plane_of_single_slice(coronal_radiograph) == CORONAL
+    geometry = Geometry((4, 4, 10), (1, 1, 2.5), (0, 0, -10))
+    mapping = slice_mapping(geometry, AXIAL)
+    assert slice_position_text(geometry, mapping, np.zeros(3), 4) == "S 0.0 mm"
