@@ -1,0 +1,347 @@
+"""Anatomy of the synthetic chest phantom as implicit functions of position in millimetres.
+
+Everything here is defined in the *patient frame*: millimetres, LPS axes (+x = patient
+left, +y = posterior, +z = superior), origin at the centre of the body outline at
+mid-height of the default 300 mm scan range. Because shapes are functions of physical
+position and never of voxel indices, the same parameters give the same anatomy on a
+512 x 512 x 200 grid at 0.7 mm and on a 128 x 128 x 64 grid at 2.8 mm.
+
+Shapes are given as approximate signed distances ``sd`` in mm (negative inside); a
+voxel belongs to a structure when ``sd < 0`` at its centre, and ``sd`` also gives the
+partial-volume blend at edges. The same functions serve two callers: the slice
+renderer (``x`` of shape (1, n), ``y`` of shape (m, 1), scalar ``z``) and point
+queries used to place nodules and grow vessels (arrays of shape (N,)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - only for type hints
+    from medviewer.imaging.phantoms import ChestPhantomParams
+
+RIGHT = -1
+LEFT = 1
+SIDES = (RIGHT, LEFT)
+
+#: Thickness of the skin line (mm).
+SKIN_MM = 2.0
+#: Space for the ribs and intercostal muscles between the chest-wall muscles and the pleura (mm).
+RIB_ZONE_MM = 14.0
+#: Thickness of the diaphragm muscle under the lungs (mm).
+DIAPHRAGM_MM = 4.0
+
+
+def ellipse_sd(dx, dy, a, b):
+    """Approximate signed distance (mm) to an axis-aligned ellipse with half-axes ``a``, ``b``.
+
+    First-order estimate ``(rho - 1) / |grad rho|`` with ``rho`` the normalised radius:
+    exact on the boundary and good within a few mm of it, which is what edges and
+    layer offsets need.
+    """
+    u = dx / a
+    v = dy / b
+    rho = np.sqrt(u * u + v * v)
+    grad = np.sqrt((u / a) ** 2 + (v / b) ** 2) / np.maximum(rho, 1e-6)
+    grad = np.maximum(grad, 1.0 / np.maximum(a, b))
+    return (rho - 1.0) / grad
+
+
+def rounded_box_sd(dx, dy, half_width, half_height, corner):
+    """Signed distance (mm) to a centred rectangle whose corners are rounded with radius ``corner``."""
+    qx = np.abs(dx) - (half_width - corner)
+    qy = np.abs(dy) - (half_height - corner)
+    outside = np.sqrt(np.maximum(qx, 0.0) ** 2 + np.maximum(qy, 0.0) ** 2)
+    return outside + np.minimum(np.maximum(qx, qy), 0.0) - corner
+
+
+def segment_distance(px, py, pz, p0, p1):
+    """Distance from points to the segment p0-p1 and the position ``t`` (0..1) along it."""
+    d = np.asarray(p1, float) - np.asarray(p0, float)
+    length2 = max(float(d @ d), 1e-9)
+    ox, oy, oz = px - p0[0], py - p0[1], pz - p0[2]
+    t = np.clip((ox * d[0] + oy * d[1] + oz * d[2]) / length2, 0.0, 1.0)
+    ex = ox - t * d[0]
+    ey = oy - t * d[1]
+    ez = oz - t * d[2]
+    return np.sqrt(ex * ex + ey * ey + ez * ez), t
+
+
+@dataclass(frozen=True)
+class Tube:
+    """A cone-capped cylinder (capsule) from ``start`` to ``end`` in patient-frame mm."""
+
+    start: tuple[float, float, float]
+    end: tuple[float, float, float]
+    radius_start: float
+    radius_end: float
+
+    def sd(self, x, y, z):
+        dist, t = segment_distance(x, y, z, self.start, self.end)
+        return dist - (self.radius_start + t * (self.radius_end - self.radius_start))
+
+
+@dataclass(frozen=True)
+class MediastinalTube:
+    """A named mediastinal tube: a vessel or airway with a fat margin that the lungs keep away from."""
+
+    name: str
+    tube: Tube
+    hu: float
+    tissue: int
+    margin: float
+    wall_hu: float | None = None
+    wall_mm: float = 0.0
+
+
+class ChestAnatomy:
+    """Derived geometry of one phantom: body, chest cavity, lungs, heart, spine and mediastinum.
+
+    Built from ``ChestPhantomParams``; the ``*_sd`` methods are vectorised over any
+    broadcastable ``x, y, z`` arrays (patient-frame mm).
+    """
+
+    def __init__(self, params: "ChestPhantomParams") -> None:
+        p = params
+        self.params = p
+        self.body_a = p.body_half_width
+        self.body_b_front = p.body_half_depth_front
+        self.body_b_back = p.body_half_depth_back
+        self.wall_inset = SKIN_MM + p.fat_thickness + p.muscle_thickness + RIB_ZONE_MM
+        # Mid-chest size of the pleural cavity (used to place organs).
+        self.cavity_a = self.body_a - self.wall_inset
+        self.cavity_b_front = self.body_b_front - self.wall_inset
+        self.cavity_b_back = self.body_b_back - self.wall_inset
+        self.z_apex = p.lung_apex_z
+        self.z_taper = p.lung_apex_z - p.apex_dome_height
+        self.z_carina = p.carina_z
+        self.dome_top = {RIGHT: p.dome_top_right_z, LEFT: p.dome_top_left_z}
+
+        # Spine: vertebral bodies on the midline, posterior in the body.
+        self.vertebra_y = self.body_b_back - p.back_to_vertebra
+        self.vertebra_a, self.vertebra_b = p.vertebra_radii
+        self.canal_y = self.vertebra_y + self.vertebra_b + 9.0
+        self.canal_radius = 8.0
+        self.vertebra_pitch = p.vertebra_pitch
+        self.first_vertebra_z = p.lung_apex_z - 8.0  # T1, at the level of the lung apex
+
+        # Lung ellipses: each centred in its half of the cavity; the cavity clips them laterally.
+        self.lung_center = {
+            side: (side * self.cavity_a * 0.5, 0.08 * self.cavity_b_back) for side in SIDES
+        }
+        self.lung_axes = {
+            side: (self.cavity_a * p.lung_width_scale[i], max(self.cavity_b_front, self.cavity_b_back) * 1.1)
+            for i, side in enumerate(SIDES)
+        }
+        self.lung_harmonics = {side: np.asarray(p.lung_shape_harmonics[i], float) for i, side in enumerate(SIDES)}
+
+        # Heart: a tilted ellipsoid resting on the left dome of the diaphragm.
+        axis = np.asarray(p.heart_long_axis, float)
+        axis /= np.linalg.norm(axis)
+        helper = np.array([0.0, 0.0, 1.0])
+        second = helper - axis * (helper @ axis)
+        second /= np.linalg.norm(second)
+        third = np.cross(axis, second)
+        rotation = np.stack([axis, second, third], axis=1)  # columns: ellipsoid axes
+        radii = np.asarray(p.heart_radii, float)
+        self.heart_matrix = rotation @ np.diag(1.0 / radii**2) @ rotation.T
+        self.heart_half_extent = np.sqrt((rotation**2) @ (radii**2))
+        self.heart_mean_radius = float(np.cbrt(np.prod(radii)))
+        hx, hy = p.heart_center_xy
+        hz = float(self.dome_z(np.float64(hx), np.float64(hy), LEFT)) + 0.8 * self.heart_half_extent[2]
+        self.heart_center = np.array([hx, hy, hz])
+        self.pericardial_fat = p.pericardial_fat
+
+        self.tubes = self._mediastinal_tubes()
+
+    # ------------------------------------------------------------------ body and cavity
+    def body_scale(self, z):
+        """Lateral shrink of the body outline towards the neck."""
+        return 1.0 - 0.07 * np.clip((z - self.z_taper) / 120.0, 0.0, 1.0)
+
+    def wall_offset(self, z):
+        """Depth of the pleura below the skin; grows above the lung apices (thoracic inlet)."""
+        return self.wall_inset + 0.55 * np.maximum(z - self.z_taper, 0.0)
+
+    def body_sd(self, x, y, z):
+        a = self.body_a * self.body_scale(z)
+        b = np.where(y < 0, self.body_b_front, self.body_b_back)
+        return ellipse_sd(x, y, a, b)
+
+    def cavity_sd(self, x, y, z, body_sd=None):
+        """The pleural cavity: the body outline moved inwards by the chest-wall thickness."""
+        if body_sd is None:
+            body_sd = self.body_sd(x, y, z)
+        return body_sd + self.wall_offset(z)
+
+    # ------------------------------------------------------------------ lungs
+    def lung_taper(self, z):
+        """Relative size of the lung cross-section: 1 below the apex dome, 0 at the apex."""
+        h = np.clip((z - self.z_taper) / (self.z_apex - self.z_taper), 0.0, 1.0)
+        return np.sqrt(np.maximum(1.0 - h * h, 0.0))
+
+    def lung_ellipse_sd(self, x, y, z, side):
+        cx, cy = self.lung_center[side]
+        a, b = self.lung_axes[side]
+        u = (x - cx) / a
+        v = (y - cy) / b
+        rho = np.sqrt(u * u + v * v)
+        safe = np.maximum(rho, 1e-6)
+        cos1, sin1 = u / safe, v / safe
+        cos2, sin2 = cos1 * cos1 - sin1 * sin1, 2.0 * cos1 * sin1
+        cos3, sin3 = cos1 * cos2 - sin1 * sin2, sin1 * cos2 + cos1 * sin2
+        c = self.lung_harmonics[side]
+        boundary = 1.0 + c[0] * cos2 + c[1] * sin2 + c[2] * cos3 + c[3] * sin3 * side
+        grad = np.maximum(np.sqrt((u / a) ** 2 + (v / b) ** 2) / safe, 1.0 / max(a, b))
+        return (rho - self.lung_taper(z) * boundary) / grad
+
+    def dome_z(self, x, y, side):
+        """Height (patient z, mm) of the diaphragm dome under one lung."""
+        cx = side * self.cavity_a * 0.4
+        ax = self.cavity_a * 0.6
+        by = 0.8 * self.cavity_b_back
+        cy = -0.1 * self.cavity_b_front
+        drop = ((x - cx) / ax) ** 2 + ((y - cy) / by) ** 2
+        return self.dome_top[side] - self.params.recess_depth * np.minimum(drop, 1.8)
+
+    def heart_sd(self, x, y, z):
+        m = self.heart_matrix
+        dx = x - self.heart_center[0]
+        dy = y - self.heart_center[1]
+        dz = z - self.heart_center[2]
+        x_terms = m[0, 0] * dx * dx + 2.0 * m[0, 2] * dx * dz + m[2, 2] * dz * dz
+        y_terms = m[1, 1] * dy * dy + 2.0 * m[1, 2] * dy * dz
+        q = x_terms + y_terms + 2.0 * m[0, 1] * dx * dy
+        return (np.sqrt(np.maximum(q, 0.0)) - 1.0) * self.heart_mean_radius
+
+    def paraspinal_sd(self, x, y):
+        """The paraspinal muscles behind the vertebral bodies: a box with rounded corners."""
+        half_width = self.vertebra_a + 22.0
+        top = self.vertebra_y + 0.5 * self.vertebra_b
+        return rounded_box_sd(x, y - (top + 100.0), half_width, 100.0, 14.0)
+
+    def spine_exclusion_sd(self, x, y):
+        """Vertebral bodies with a margin, and the paraspinal muscles behind them: no lung there."""
+        body = ellipse_sd(x, y - self.vertebra_y, self.vertebra_a + 6.0, self.vertebra_b + 6.0)
+        return np.minimum(body, self.paraspinal_sd(x, y))
+
+    def lung_sd(self, x, y, z, side, cavity_sd=None):
+        """Signed distance to one lung, without the carving by mediastinal tubes (see ``lung_sd_points``)."""
+        if cavity_sd is None:
+            cavity_sd = self.cavity_sd(x, y, z)
+        sd = np.maximum(cavity_sd, self.lung_ellipse_sd(x, y, z, side))
+        sd = np.maximum(sd, self.params.mediastinum_half_width - side * x)
+        sd = np.maximum(sd, self.dome_z(x, y, side) - z)
+        sd = np.maximum(sd, -self.spine_exclusion_sd(x, y))
+        sd = np.maximum(sd, -(self.heart_sd(x, y, z) - self.pericardial_fat - 1.0))
+        return sd
+
+    def lung_sd_points(self, points: np.ndarray, side: int) -> np.ndarray:
+        """Signed distance of (N, 3) points to one lung as rendered, mediastinal tubes included."""
+        x, y, z = points[:, 0], points[:, 1], points[:, 2]
+        sd = self.lung_sd(x, y, z, side)
+        for tube in self.tubes:
+            sd = np.maximum(sd, -(tube.tube.sd(x, y, z) - tube.margin - tube.wall_mm))
+        return sd
+
+    def lung_bounds(self, side: int) -> tuple[np.ndarray, np.ndarray]:
+        """A box (patient mm) that contains the lung on ``side``."""
+        a = self.cavity_a + 2.0
+        x_lo, x_hi = (-a, 0.0) if side == RIGHT else (0.0, a)
+        y_lo, y_hi = -self.cavity_b_front - 2.0, self.cavity_b_back + 2.0
+        z_lo = min(self.dome_top.values()) - 1.8 * self.params.recess_depth - 2.0
+        return np.array([x_lo, y_lo, z_lo]), np.array([x_hi, y_hi, self.z_apex + 2.0])
+
+    def sample_lung_points(self, rng: np.random.Generator, side: int, count: int, inset: float = 2.0) -> np.ndarray:
+        """``count`` points uniformly distributed inside one lung, at least ``inset`` mm from its edge."""
+        low, high = self.lung_bounds(side)
+        found: list[np.ndarray] = []
+        total = 0
+        for _ in range(200):
+            candidates = rng.uniform(low, high, size=(max(4 * count, 256), 3))
+            inside = candidates[self.lung_sd_points(candidates, side) < -inset]
+            found.append(inside)
+            total += len(inside)
+            if total >= count:
+                break
+        points = np.concatenate(found)[:count]
+        return points
+
+    # ------------------------------------------------------------------ mediastinum
+    def _mediastinal_tubes(self) -> list[MediastinalTube]:
+        """Aorta, great veins, pulmonary arteries and veins, trachea, main bronchi, oesophagus."""
+        from medviewer.imaging import phantoms as ph  # tissue codes and HU live there
+
+        p = self.params
+        z_top = 200.0
+        z_bottom = -200.0
+        hz = self.heart_center[2] + 0.6 * self.heart_half_extent[2]
+        heart_top = self.heart_center[2] + self.heart_half_extent[2]
+        r_trachea = p.trachea_radius
+        y_esophagus = self.vertebra_y - self.vertebra_b - 9.0
+        y_trachea = y_esophagus - 7.0 - r_trachea - 2.0
+        r_asc, r_desc = p.aorta_radii
+        x_asc = -p.ascending_aorta_offset
+        y_asc = y_trachea - r_trachea - r_asc - 12.0
+        x_desc = self.vertebra_a + r_desc + 7.0
+        y_desc = self.vertebra_y - 0.3 * self.vertebra_b
+        z_arch = self.z_carina + 14.0
+        a = self.cavity_a
+        tubes: list[MediastinalTube] = []
+
+        def add(name, start, end, r0, r1, hu, tissue, margin, wall_hu=None, wall_mm=0.0):
+            tubes.append(MediastinalTube(name, Tube(tuple(map(float, start)), tuple(map(float, end)), r0, r1), hu, tissue, margin, wall_hu, wall_mm))
+
+        blood = p.blood_hu
+        # Aorta: ascending from the heart, arch over the left main bronchus, descending beside the spine.
+        add("ascending aorta", (x_asc, y_asc, hz - 10.0), (x_asc, y_asc, z_arch), r_asc, r_asc, blood, ph.AORTA, 3.0)
+        arch_points = []
+        for angle in np.linspace(0.0, np.pi, 9):
+            arch_points.append(
+                (
+                    x_asc + (x_desc - x_asc) * (1 - np.cos(angle)) / 2.0,
+                    y_asc + (y_desc - y_asc) * (1 - np.cos(angle)) / 2.0,
+                    z_arch + 16.0 * np.sin(angle),
+                )
+            )
+        for i in range(len(arch_points) - 1):
+            r0 = r_asc + (r_desc - r_asc) * i / 8.0
+            r1 = r_asc + (r_desc - r_asc) * (i + 1) / 8.0
+            add("aortic arch", arch_points[i], arch_points[i + 1], r0, r1, blood, ph.AORTA, 3.0)
+        add("descending aorta", (x_desc, y_desc, z_arch), (x_desc, y_desc, z_bottom), r_desc, r_desc, blood, ph.AORTA, 3.0)
+        # Superior vena cava, right of the ascending aorta.
+        x_svc = x_asc - r_asc - 11.0
+        add("superior vena cava", (x_svc, y_asc + 6.0, z_top), (x_svc, y_asc + 6.0, hz), 9.0, 9.0, blood, ph.VESSEL, 2.5)
+        # Pulmonary trunk from the right ventricle (front of the heart) up to its bifurcation.
+        bifurcation = (10.0, y_trachea + 4.0, self.z_carina - 12.0)
+        add("pulmonary trunk", (14.0, self.heart_center[1] - 25.0, heart_top - 22.0), bifurcation, 13.0, 12.0, blood, ph.VESSEL, 2.5)
+        self.artery_roots = {
+            RIGHT: np.array([-0.36 * a, y_trachea + 12.0, self.z_carina - 20.0]),
+            LEFT: np.array([0.38 * a, y_trachea + 16.0, self.z_carina - 8.0]),
+        }
+        for side in SIDES:
+            add("pulmonary artery", bifurcation, self.artery_roots[side], 11.0, 8.0, blood, ph.VESSEL, 2.5)
+        # Pulmonary veins from the hila to the left atrium (back of the heart).
+        atrium = (2.0, self.heart_center[1] + 0.55 * p.heart_radii[1], self.heart_center[2] + 12.0)
+        self.vein_roots = {
+            side: np.array([side * 0.34 * a, y_trachea + 24.0, self.z_carina - 48.0]) for side in SIDES
+        }
+        for side in SIDES:
+            add("pulmonary vein", atrium, self.vein_roots[side], 8.0, 6.5, blood, ph.VESSEL, 2.0)
+        # Airways: trachea down to the carina, then the main bronchi (right steeper and shorter).
+        carina = (0.0, y_trachea, self.z_carina)
+        add("trachea", (0.0, y_trachea, z_top), carina, r_trachea, r_trachea, -1000.0, ph.AIRWAY, 3.0, p.soft_tissue_hu, 2.0)
+        self.bronchus_roots = {
+            RIGHT: np.array([-0.3 * a, y_trachea + 8.0, self.z_carina - 24.0]),
+            LEFT: np.array([0.33 * a, y_trachea + 10.0, self.z_carina - 40.0]),
+        }
+        self.bronchus_radii = {RIGHT: 0.78 * r_trachea, LEFT: 0.68 * r_trachea}
+        for side in SIDES:
+            r = self.bronchus_radii[side]
+            add("main bronchus", carina, self.bronchus_roots[side], r, r * 0.9, -1000.0, ph.AIRWAY, 2.0, p.soft_tissue_hu, 1.6)
+        # Oesophagus between trachea and spine, slightly left; a little air in its lumen.
+        add("oesophagus", (4.0, y_esophagus, z_top), (4.0, y_esophagus, z_bottom), 7.0, 7.0, p.soft_tissue_hu, ph.MEDIASTINUM, 2.0)
+        return tubes
