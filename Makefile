@@ -46,5 +46,11 @@ test: system-deps $(STAMP) lint
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
+# Retrains the built-in demo models in resources/models/ from synthetic phantoms (fixed seeds, CPU, ~45 min).
+demo-models: $(STAMP)
+	$(PY) -m medviewer.ai.demo_models.lung_seg
+	$(PY) -m medviewer.ai.demo_models.nodule_det
+	$(PY) -m medviewer.ai.demo_models.denoise
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info

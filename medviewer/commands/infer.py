@@ -1,0 +1,169 @@
+"""``medviewer infer --model NAME[:VERSION] INPUT... --out DIR``: run a model on many studies without a display.
+
+For each input (a DICOM folder or an image file) it writes, into DIR:
+
+* segmentation: ``<input>_<model>_labels.nii.gz`` on the input's own grid;
+* detection: ``<input>_<model>_detections.json`` (boxes in world LPS mm and voxel indices);
+* classification: ``<input>_<model>_probabilities.json``;
+* enhancement: ``<input>_<model>_<image name>.nii.gz`` on the input's grid.
+
+A failing input is reported and skipped; the exit code is 2 when any input failed.
+``--list`` prints the available models (and packages that could not be loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from medviewer.cli import EXIT_USER_ERROR, command
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="DICOM folders or image files (NIfTI, NRRD, MHA...)")
+    parser.add_argument("--model", "-m", help="model name, optionally with :VERSION (default: its newest version)")
+    parser.add_argument("--out", "-o", help="output folder (created if needed)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="where to run (auto: CUDA, then Apple MPS, then CPU)")
+    parser.add_argument("--series", default=None, help="which series of each input: index (as in `medviewer info`) or UID")
+    parser.add_argument("--model-dir", action="append", default=[], metavar="DIR",
+                        help="also look for model packages in DIR (repeatable)")
+    parser.add_argument("--batch-size", type=int, default=None, help="sliding windows per batch (default: the model's)")
+    parser.add_argument("--list", action="store_true", help="list the available models and exit")
+
+
+def output_stem(path: str) -> str:
+    """File-name stem for an input: its name without image extensions (``ct.nii.gz`` -> ``ct``)."""
+    name = Path(path.rstrip("/\\")).name or "input"
+    name = re.sub(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm|\.png|\.jpe?g|\.tiff?)$", "", name, flags=re.I)
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "input"
+
+
+def _list_models(registry) -> int:
+    for package in registry.packages:
+        manifest = package.manifest
+        print(f"{manifest.ref:28s} {manifest.task:15s} {','.join(manifest.modality):8s} {manifest.title} [{package.origin}]")
+    for error in registry.errors:
+        print(f"medviewer: warning: model not loaded: {error}", file=sys.stderr)
+    return 0
+
+
+@command("infer", "run an AI model on one or more studies and write its results (labels, boxes, probabilities, images)",
+         _add_arguments)
+def run(args: argparse.Namespace) -> int:
+    from medviewer.ai.registry import ModelRegistry
+    from medviewer.ai.results import InferenceOptions
+    from medviewer.core.errors import MedviewerError
+    from medviewer.services.inference import InferenceService
+
+    registry = ModelRegistry.default(extra_folders=args.model_dir)
+    if args.list:
+        return _list_models(registry)
+    if not args.model or not args.inputs or not args.out:
+        print("medviewer infer: error: --model, --out and at least one INPUT are needed (or --list)", file=sys.stderr)
+        return EXIT_USER_ERROR
+    service = InferenceService(registry)
+    package = service.find(args.model)  # an unknown model is a user error: reported by the CLI
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    options = InferenceOptions(device=args.device, batch_size=args.batch_size)
+    bar = _ProgressBar(len(args.inputs), package.manifest.display_name)
+    failures = 0
+    stems: dict[str, int] = {}
+    try:
+        for number, path in enumerate(args.inputs):
+            stem = output_stem(path)
+            stems[stem] = stems.get(stem, 0) + 1
+            if stems[stem] > 1:
+                stem = f"{stem}-{stems[stem]}"
+            try:
+                written = _infer_one(service, package, path, args.series, out / f"{stem}_{package.name}", options,
+                                     bar.for_input(number, path))
+            except MedviewerError as error:
+                failures += 1
+                bar.write(f"medviewer: error: {path}: {error}" if error.path is None else f"medviewer: error: {error}")
+                continue
+            for line in written:
+                bar.write(line)
+    finally:
+        bar.close()
+    if failures:
+        print(f"medviewer infer: {failures} of {len(args.inputs)} input(s) failed", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+def _infer_one(service, package, path: str, series, prefix: Path, options, progress) -> list[str]:
+    """Load ``path``, run the model, write its outputs beside ``prefix``; returns lines to print."""
+    from medviewer.core.jobs import scaled_progress
+    from medviewer.io import write_label_map, write_volume
+    from medviewer.io.atomic import atomic_write_text
+    from medviewer.services.open_study import open_path
+
+    volume, _series, _found = open_path(path, series, scaled_progress(progress, 0.0, 0.2))
+    result = service.run(package, volume, scaled_progress(progress, 0.2, 1.0), options=options)
+    lines = [f"medviewer: warning: {path}: {w}" for w in result.warnings]
+    geometry = volume.geometry
+    header = {"model": package.ref, "model_title": package.manifest.title, "input": str(path),
+              "device": result.device, "seconds": round(result.seconds, 3), "geometry": geometry.to_dict()}
+    if result.label_map is not None:
+        target = prefix.with_name(prefix.name + "_labels.nii.gz")
+        write_label_map(result.label_map, target)
+        table = {value: info.name for value, info in result.label_map.table.items()}
+        counts = {table[v]: result.label_map.voxel_count(v) for v in result.label_map.present_values() if v in table}
+        atomic_write_text(target.with_name(prefix.name + "_labels.json"),
+                          json.dumps({**header, "labels": result.label_map.table.to_dict(), "voxel_counts": counts},
+                                     indent=2) + "\n")
+        lines.append(f"wrote {target} ({', '.join(f'{n}: {c} voxels' for n, c in counts.items()) or 'no labels found'})")
+    if package.task == "detection":
+        target = prefix.with_name(prefix.name + "_detections.json")
+        detections = [d.to_dict(geometry) for d in result.detections]
+        atomic_write_text(target, json.dumps({**header, "detections": detections}, indent=2) + "\n")
+        lines.append(f"wrote {target} ({len(detections)} detection(s))")
+    if package.task == "classification":
+        target = prefix.with_name(prefix.name + "_probabilities.json")
+        atomic_write_text(target, json.dumps({**header, "probabilities": result.probabilities}, indent=2) + "\n")
+        best = max(result.probabilities.items(), key=lambda kv: kv[1])
+        lines.append(f"wrote {target} (most likely {best[0]}: {best[1]:.3f})")
+    if result.volume is not None:
+        target = prefix.with_name(f"{prefix.name}_{output_stem(package.manifest.outputs.image_name)}.nii.gz")
+        write_volume(result.volume, target)
+        lines.append(f"wrote {target}")
+    return lines
+
+
+class _ProgressBar:
+    """One tqdm bar over all inputs on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, inputs: int, description: str) -> None:
+        self._bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=inputs * 1000, desc=description, file=sys.stderr, unit="",
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+
+    def for_input(self, number: int, path: str):
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{number + 1}: {Path(path).name}")
+
+        def report(fraction: float, message: str = "") -> None:
+            if self._bar is not None:
+                target = int((number + min(max(fraction, 0.0), 1.0)) * 1000)
+                self._bar.update(max(0, target - self._bar.n))
+
+        return report
+
+    def write(self, line: str) -> None:
+        stream = sys.stderr if line.startswith("medviewer:") else sys.stdout
+        if self._bar is not None:
+            self._bar.write(line, file=stream)
+        else:
+            print(line, file=stream)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
