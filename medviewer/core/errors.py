@@ -18,6 +18,10 @@ class MedviewerError(Exception):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
+class PathNotFoundError(MedviewerError):
+    """The file or folder the user named does not exist."""
+
+
 class UnsupportedFormatError(MedviewerError):
     """The file extension or content type is not one medviewer can read or write."""
 

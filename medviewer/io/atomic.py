@@ -64,3 +64,30 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def atomic_write_group(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> list[Path]:
+    """Atomically write a file that comes with side files (MHD + RAW, NHDR + RAW).
+
+    ``writer(tmp_path)`` writes into a private temporary folder beside ``path`` using
+    the final file name, so headers reference their data files by the right name. Each
+    produced file is then fsynced and moved into place, data files first and the file
+    at ``path`` last: a reader never sees a header without its data. Returns the paths
+    written.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    try:
+        writer(staging / target.name)
+        produced = sorted(staging.iterdir(), key=lambda p: p.name == target.name)
+        for item in produced:
+            _fsync_file(item)
+        for item in produced:
+            os.replace(item, target.parent / item.name)
+        _fsync_dir(target.parent)
+        return [target.parent / item.name for item in produced]
+    finally:
+        for leftover in staging.iterdir():
+            leftover.unlink()
+        staging.rmdir()

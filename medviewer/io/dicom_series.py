@@ -1,0 +1,574 @@
+"""Assemble DICOM frame records into loadable series with their true geometry.
+
+The rules follow what 3D Slicer and dcm2niix do with real scanner data:
+
+* frames are grouped by SeriesInstanceUID, then split where the image grid differs
+  (orientation, rows/columns, pixel spacing, colour): a localizer with three
+  orientations under one UID becomes three series;
+* frames that repeat a slice position are split into separate volumes by the first tag
+  that tells them apart (echo, temporal position, trigger time, b-value, acquisition...);
+* slices are sorted by their distance along the slice normal
+  ``n = row direction x column direction`` (never by file name or InstanceNumber), and
+  the slice spacing comes from those distances (never from SliceThickness);
+* stacks that do not form a regular grid (gantry tilt, variable spacing, missing
+  slices) get a resampling plan onto a regular grid and a warning; the geometry in the
+  ``SeriesInfo`` is the geometry the loaded volume will have.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from medviewer.core.geometry import Geometry
+from medviewer.core.study import SeriesInfo
+from medviewer.core.volume import VolumeMetadata
+from medviewer.io.dicom_headers import FrameRecord, SkippedFile
+
+#: Two orientation cosines closer than this belong to the same stack.
+ORIENTATION_TOLERANCE = 1e-3
+#: Two pixel spacings closer than this (mm) belong to the same stack.
+PIXEL_SPACING_TOLERANCE = 1e-3
+#: Slices closer than this along the normal (mm) share a position.
+SAME_POSITION_TOLERANCE = 1e-2
+#: A stack is regular when every slice lies within this fraction of the spacing of the
+#: ideal regular grid (and within ``_MIN_POSITION_TOLERANCE`` mm).
+GRID_TOLERANCE_FRACTION = 0.02
+_MIN_POSITION_TOLERANCE = 1e-2
+#: Variable spacing is resampled at the finest gap, but never to more than this many
+#: times as many slices as were acquired.
+MAX_SLICE_MULTIPLIER = 4
+
+# Tags tried, in order, to tell apart volumes that share slice positions: (attribute, label).
+VOLUME_TAGS: tuple[tuple[str, str], ...] = (
+    ("echo_number", "echo"),
+    ("echo_time", "TE"),
+    ("temporal_position", "time point"),
+    ("stack_id", "stack"),
+    ("trigger_time", "trigger"),
+    ("diffusion", "diffusion"),
+    ("inversion_time", "TI"),
+    ("acquisition_number", "acquisition"),
+    ("image_type", "type"),
+    ("acquisition_time", "acquired"),
+    ("content_time", "content time"),
+)
+
+
+@dataclass
+class DicomSlice:
+    """Where the pixels of one output (acquired) slice are, and how to rescale them."""
+
+    path: str
+    frame: int | None
+    slope: float
+    intercept: float
+    compressed: bool
+
+
+@dataclass
+class ResamplePlan:
+    """How to move acquired slices onto the regular output grid (see ``medviewer.imaging.resample``)."""
+
+    slice_positions: np.ndarray  # (n,) mm along the normal, from the first slice
+    slice_offsets_xy: np.ndarray  # (n, 2) pixel (0, 0) of each slice on the output grid
+    output_positions: np.ndarray  # (m,) mm along the normal
+    output_shape_yx: tuple[int, int]
+
+
+@dataclass
+class DicomPlan:
+    """Reader-private part of a DICOM ``SeriesInfo``: everything ``load`` needs."""
+
+    slices: list[DicomSlice]
+    rows: int
+    columns: int
+    dtype: str
+    color: bool
+    photometric: str
+    metadata: VolumeMetadata
+    resample: ResamplePlan | None = None
+    #: True when frames have no spatial position (stacked in frame order).
+    frame_stack: bool = False
+
+
+@dataclass
+class _Part:
+    records: list[FrameRecord]
+    labels: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- public
+def build_series(records: Iterable[FrameRecord], skipped: list[SkippedFile]) -> list[SeriesInfo]:
+    """Group, split, sort and analyse frame records into series (duplicates go to ``skipped``)."""
+    by_uid: dict[str, list[FrameRecord]] = {}
+    seen: set[tuple[str, int | None]] = set()
+    for record in records:
+        key = (record.sop_instance_uid, record.frame)
+        if record.sop_instance_uid and key in seen:
+            if record.frame in (None, 0):
+                skipped.append(SkippedFile(record.path, "duplicate of another file (same SOPInstanceUID)", "duplicate"))
+            continue
+        seen.add(key)
+        by_uid.setdefault(record.series_uid or f"file:{record.path}", []).append(record)
+
+    series: list[SeriesInfo] = []
+    for uid, group in by_uid.items():
+        parts = _split_series(group)
+        for index, part in enumerate(parts):
+            key = uid if len(parts) == 1 else f"{uid}#{index + 1}"
+            series.append(_series_info(key, uid, part, len(parts)))
+    series.sort(key=lambda s: (s.study_uid, s.number if s.number is not None else 1 << 30, s.uid))
+    return series
+
+
+def slice_normal(orientation: Iterable[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orthonormal (row, column, normal) directions from an ImageOrientationPatient.
+
+    Real headers carry rounding noise, so the column direction is made exactly
+    perpendicular to the row direction (Gram-Schmidt) before the cross product.
+    """
+    values = np.asarray(list(orientation), dtype=float)
+    row = values[:3] / np.linalg.norm(values[:3])
+    column = values[3:] - row * float(values[3:] @ row)
+    column /= np.linalg.norm(column)
+    return row, column, np.cross(row, column)
+
+
+# ---------------------------------------------------------------------------- splitting
+def _split_series(records: list[FrameRecord]) -> list[_Part]:
+    groups = _split_by_grid(records)
+    parts: list[_Part] = []
+    for group in groups:
+        positioned = all(r.position is not None and r.orientation is not None for r in group.records)
+        if positioned:
+            parts.extend(_split_repeated_positions(group))
+        else:
+            # Without positions, frames of one file form a stack; separate files stay separate images.
+            by_file: dict[str, list[FrameRecord]] = {}
+            for record in group.records:
+                by_file.setdefault(record.path, []).append(record)
+            for index, file_records in enumerate(by_file.values()):
+                labels = list(group.labels) + ([f"image {index + 1}"] if len(by_file) > 1 else [])
+                parts.append(_Part(sorted(file_records, key=lambda r: r.frame or 0), labels, list(group.warnings)))
+    if len(groups) > 1:
+        summary = ", ".join(f"{' '.join(g.labels)}: {len(g.records)}" for g in groups)
+        for part in parts:
+            part.warnings.append(f"this DICOM series mixes image grids ({summary} frames); split into {len(parts)} series")
+    return parts
+
+
+def _split_by_grid(records: list[FrameRecord]) -> list[_Part]:
+    """Split where rows/columns, orientation, pixel spacing or colour differ."""
+    orientations: list[tuple[float, ...]] = []
+    spacings: list[tuple[float, float]] = []
+
+    def cluster(value, representatives, tolerance):
+        if value is None:
+            return -1
+        for index, rep in enumerate(representatives):
+            if max(abs(a - b) for a, b in zip(value, rep)) <= tolerance:
+                return index
+        representatives.append(value)
+        return len(representatives) - 1
+
+    groups: dict[tuple, list[FrameRecord]] = {}
+    for record in records:
+        key = (
+            record.rows,
+            record.columns,
+            record.is_color,
+            record.position is not None and record.orientation is not None,
+            cluster(record.orientation, orientations, ORIENTATION_TOLERANCE),
+            cluster(record.pixel_spacing, spacings, PIXEL_SPACING_TOLERANCE),
+        )
+        groups.setdefault(key, []).append(record)
+    if len(groups) == 1:
+        return [_Part(records)]
+
+    keys = list(groups)
+    varying = [len({k[i] for k in keys}) > 1 for i in range(len(keys[0]))]
+    parts = []
+    for key, group in groups.items():
+        first = group[0]
+        labels = []
+        if varying[0] or varying[1]:
+            labels.append(f"{first.columns}x{first.rows}")
+        if varying[2]:
+            labels.append("colour" if first.is_color else "grey")
+        if varying[4] or varying[3]:
+            labels.append(_orientation_name(first.orientation))
+        if varying[5]:
+            labels.append(f"{first.pixel_spacing[1]:.3g} mm pixels" if first.pixel_spacing else "no pixel spacing")
+        parts.append(_Part(group, labels))
+    # Grids in acquisition order (a localizer's views as the scanner numbered them).
+    parts.sort(key=lambda p: min(r.instance_number if r.instance_number is not None else 1 << 30 for r in p.records))
+    return parts
+
+
+def _orientation_name(orientation: tuple[float, ...] | None) -> str:
+    if orientation is None:
+        return "no orientation"
+    normal = np.abs(slice_normal(orientation)[2])
+    axis = int(np.argmax(normal))
+    if normal[axis] < 0.95:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def _distances(records: list[FrameRecord]) -> np.ndarray:
+    normal = slice_normal(records[0].orientation)[2]
+    return np.array([np.dot(normal, r.position) for r in records])
+
+
+def _repeats(records: list[FrameRecord]) -> int:
+    """How many frames share a slice position with another frame."""
+    if len(records) < 2:
+        return 0
+    distances = np.sort(_distances(records))
+    return int(np.count_nonzero(np.diff(distances) < SAME_POSITION_TOLERANCE))
+
+
+def _sorted_values(values: Iterable[Any]) -> list[Any]:
+    values = list(dict.fromkeys(values))
+    try:
+        return sorted(values, key=lambda v: (v is None, v))
+    except TypeError:
+        return sorted(values, key=lambda v: (v is None, str(v)))
+
+
+def _split_repeated_positions(part: _Part) -> list[_Part]:
+    """Separate volumes whose slices share positions (echoes, time points, ...)."""
+    repeats = _repeats(part.records)
+    if repeats == 0:
+        return [part]
+    best: tuple[int, str, str, dict] | None = None
+    for attribute, label in VOLUME_TAGS:
+        values = _sorted_values(getattr(r, attribute) for r in part.records)
+        if len(values) < 2:
+            continue
+        groups = {value: [r for r in part.records if getattr(r, attribute) == value] for value in values}
+        remaining = sum(_repeats(g) for g in groups.values())
+        if best is None or remaining < best[0]:
+            best = (remaining, attribute, label, groups)
+        if remaining == 0:
+            break
+    if best is not None and best[0] < repeats:
+        _, attribute, label, groups = best
+        result = []
+        for value, group in groups.items():
+            sub = _Part(group, part.labels + [_value_label(label, value)], list(part.warnings))
+            result.extend(_split_repeated_positions(sub))
+        return result
+    return _split_untagged_repeats(part)
+
+
+def _value_label(label: str, value: Any) -> str:
+    if isinstance(value, tuple):
+        value = "/".join(str(v) for v in value if v is not None)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{label} {value}"
+
+
+def _split_untagged_repeats(part: _Part) -> list[_Part]:
+    """Repeated positions that no tag explains: split evenly, or keep one frame per position."""
+    records = part.records
+    distances = _distances(records)
+    order = np.argsort(distances, kind="stable")
+    clusters: list[list[FrameRecord]] = []
+    last = None
+    for index in order:
+        if last is None or distances[index] - last >= SAME_POSITION_TOLERANCE:
+            clusters.append([])
+        clusters[-1].append(records[index])
+        last = distances[index]
+    for cluster in clusters:
+        cluster.sort(key=lambda r: (r.instance_number if r.instance_number is not None else 1 << 30, r.frame or 0, r.path))
+    counts = {len(c) for c in clusters}
+    if len(counts) == 1 and len(clusters) > 1:
+        volumes = counts.pop()
+        note = (
+            f"{volumes} volumes share slice positions and no tag tells them apart; "
+            "they were split by InstanceNumber order"
+        )
+        return [
+            _Part([c[v] for c in clusters], part.labels + [f"volume {v + 1}"], part.warnings + [note])
+            for v in range(volumes)
+        ]
+    kept = [c[0] for c in clusters]
+    dropped = [r for c in clusters for r in c[1:]]
+    note = (
+        f"{len(dropped)} frames repeat the position of another frame and were left out "
+        f"(e.g. {_frame_name(dropped[0])})"
+    )
+    return [_Part(kept, part.labels, part.warnings + [note])]
+
+
+def _frame_name(record: FrameRecord) -> str:
+    return record.path if record.frame is None else f"{record.path} frame {record.frame + 1}"
+
+
+# ---------------------------------------------------------------------------- geometry
+def _series_info(key: str, uid: str, part: _Part, part_count: int) -> SeriesInfo:
+    records = part.records
+    first = records[0]
+    warnings = list(part.warnings)
+    calibrated = first.pixel_spacing is not None
+    if calibrated:
+        row_spacing, column_spacing = first.pixel_spacing
+        if first.spacing_source == "ImagerPixelSpacing":
+            warnings.append(
+                "pixel spacing comes from ImagerPixelSpacing (at the detector, not corrected for magnification)"
+            )
+    else:
+        row_spacing = column_spacing = 1.0
+        warnings.append("pixel spacing is unknown: spacing set to 1 and measurements are in pixels")
+
+    resample = None
+    frame_stack = False
+    if first.position is not None and first.orientation is not None:
+        records, geometry, resample, geometry_warnings = _stack_geometry(records, row_spacing, column_spacing)
+        warnings.extend(geometry_warnings)
+    else:
+        frame_stack = len(records) > 1
+        z_spacing = first.spacing_between_slices if (first.spacing_between_slices or 0) > 0 else 1.0
+        geometry = Geometry((first.columns, first.rows, len(records)), (column_spacing, row_spacing, z_spacing))
+        if frame_stack:
+            warnings.append(
+                f"the {len(records)} frames have no position in space: stacked in frame order "
+                f"({'assumed ' + format(z_spacing, '.4g') + ' mm' if z_spacing != 1.0 else 'z spacing 1, not a distance'})"
+            )
+
+    dtype, value_range = _output_type(records)
+    description = first.series_description or " ".join(
+        s for s in (first.modality, f"series {first.series_number}" if first.series_number is not None else "") if s
+    ) or "DICOM series"
+    if part.labels:
+        description = f"{description} [{', '.join(part.labels)}]"
+    if first.photometric.startswith(("RGB", "YBR", "PALETTE")) or first.samples_per_pixel > 1:
+        warnings.append(f"colour image ({first.photometric}) converted to grayscale (luminance)")
+    if first.has_voi_lut and not first.windows:
+        warnings.append("the file's VOI LUT table is not applied; the default window comes from the data")
+
+    windows = next((r.windows for r in _middle_first(records) if r.windows), [])
+    metadata = VolumeMetadata(
+        patient_id=first.patient_id,
+        patient_name=first.patient_name,
+        study_uid=first.study_uid,
+        study_description=first.study_description,
+        study_date=first.study_date,
+        series_uid=uid if not uid.startswith("file:") else "",
+        series_description=description,
+        series_number=first.series_number,
+        windows=list(windows),
+        units=_units(first),
+        calibrated=calibrated,
+        display_inverted=first.photometric == "MONOCHROME1",
+        warnings=list(warnings),
+        source_path="",
+        source_format="DICOM",
+        extra={
+            "series_key": key,
+            "sop_class_uid": first.sop_class_uid,
+            "manufacturer": first.manufacturer,
+            "body_part": first.body_part,
+            "frame_of_reference_uid": first.frame_of_reference_uid,
+            "spacing_source": first.spacing_source,
+        },
+    )
+    files = list(dict.fromkeys(r.path for r in records))
+    source_path = os.path.commonpath(files) if len(files) > 1 else files[0]
+    metadata.source_path = source_path
+    plan = DicomPlan(
+        slices=[DicomSlice(r.path, r.frame, r.slope, r.intercept, r.compressed) for r in records],
+        rows=first.rows,
+        columns=first.columns,
+        dtype=dtype,
+        color=first.is_color,
+        photometric=first.photometric,
+        metadata=metadata,
+        resample=resample,
+        frame_stack=frame_stack,
+    )
+    return SeriesInfo(
+        uid=key,
+        description=description,
+        modality=first.modality,
+        number=first.series_number,
+        files=files,
+        geometry=geometry,
+        pixel_type=dtype,
+        value_range=value_range,
+        warnings=warnings,
+        study_uid=first.study_uid,
+        study_description=first.study_description,
+        patient_id=first.patient_id,
+        patient_name=first.patient_name,
+        source_format="DICOM",
+        source_path=source_path,
+        plan=plan,
+    )
+
+
+def _middle_first(records: list[FrameRecord]) -> list[FrameRecord]:
+    middle = len(records) // 2
+    return records[middle:] + records[:middle]
+
+
+def _units(record: FrameRecord) -> str:
+    if record.modality == "CT":
+        return "HU"
+    if record.units:
+        return record.units
+    if record.rescale_type and record.rescale_type.upper() not in ("US", "UNSPECIFIED"):
+        return record.rescale_type
+    return ""
+
+
+def _stack_geometry(
+    records: list[FrameRecord], row_spacing: float, column_spacing: float
+) -> tuple[list[FrameRecord], Geometry, ResamplePlan | None, list[str]]:
+    """Sort positioned slices along the normal and decide the output grid."""
+    row, column, normal = slice_normal(records[0].orientation)
+    positions = np.array([r.position for r in records], dtype=float)
+    distances = positions @ normal
+    order = np.argsort(distances, kind="stable")
+    records = [records[i] for i in order]
+    positions, distances = positions[order], distances[order]
+    direction = np.column_stack([row, column, normal])
+    rows, columns, count = records[0].rows, records[0].columns, len(records)
+
+    if count == 1:
+        first = records[0]
+        thickness = first.spacing_between_slices or first.slice_thickness or 1.0
+        geometry = Geometry.from_matrix(
+            (columns, rows, 1), (column_spacing, row_spacing, thickness if thickness > 0 else 1.0), positions[0], direction
+        )
+        return records, geometry, None, []
+
+    relative = distances - distances[0]
+    extent = float(relative[-1])
+    offsets_mm = np.column_stack([(positions - positions[0]) @ row, (positions - positions[0]) @ column])
+    inplane_tolerance = max(_MIN_POSITION_TOLERANCE, GRID_TOLERANCE_FRACTION * min(row_spacing, column_spacing))
+    shifted = float(np.max(np.abs(offsets_mm))) > inplane_tolerance
+    uniform = extent / (count - 1)
+    deviation = float(np.max(np.abs(relative - uniform * np.arange(count))))
+    regular_spacing = deviation <= max(_MIN_POSITION_TOLERANCE, GRID_TOLERANCE_FRACTION * uniform)
+
+    if regular_spacing and not shifted:
+        geometry = Geometry.from_matrix((columns, rows, count), (column_spacing, row_spacing, uniform), positions[0], direction)
+        return records, geometry, None, []
+
+    warnings = []
+    gaps = np.diff(relative)
+    if regular_spacing:
+        output_positions = relative.copy()
+    else:
+        typical = float(np.median(gaps))
+        multiples = gaps / typical
+        if np.all(np.abs(multiples - np.rint(multiples)) <= GRID_TOLERANCE_FRACTION * 2) and np.all(np.rint(multiples) >= 1):
+            slices_out = int(round(extent / typical)) + 1
+            missing = int(np.sum(np.rint(multiples) - 1))
+            where = [f"{relative[i] + distances[0]:.1f}" for i in np.nonzero(np.rint(multiples) > 1)[0][:3]]
+            warnings.append(
+                f"{missing} missing slice{'s' if missing != 1 else ''} (after the slices at {', '.join(where)} mm "
+                "along the normal): the gaps were filled by linear interpolation between the neighbouring slices"
+            )
+        else:
+            step = max(float(gaps.min()), extent / (MAX_SLICE_MULTIPLIER * (count - 1)))
+            slices_out = int(math.ceil(extent / step - 1e-6)) + 1
+            warnings.append(
+                f"slice spacing varies from {gaps.min():.4g} to {gaps.max():.4g} mm: resampled to a regular "
+                f"{extent / (slices_out - 1):.4g} mm spacing by linear interpolation between slices"
+            )
+        output_positions = np.linspace(0.0, extent, slices_out)
+
+    offsets_px = offsets_mm / np.array([column_spacing, row_spacing])
+    low = np.floor(offsets_px.min(axis=0) + 1e-6)
+    high = np.ceil(offsets_px.max(axis=0) - low - 1e-6)
+    output_shape_yx = (int(rows + high[1]), int(columns + high[0]))
+    origin = positions[0] + low[0] * column_spacing * row + low[1] * row_spacing * column
+    if shifted:
+        fit = np.polyfit(relative, offsets_mm, 1)
+        residual = float(np.max(np.abs(np.outer(relative, fit[0]) + fit[1] - offsets_mm)))
+        if residual <= inplane_tolerance:
+            angle = math.degrees(math.atan(float(np.hypot(*fit[0]))))
+            cause = f"gantry tilt of {angle:.2f} degrees (slices sheared along the normal)"
+        else:
+            cause = f"slices shifted in-plane irregularly (up to {np.max(np.abs(offsets_mm)):.3g} mm)"
+        warnings.append(
+            f"{cause}: resampled onto a regular {output_shape_yx[1]}x{output_shape_yx[0]}x{len(output_positions)} grid "
+            f"(acquired {columns}x{rows}x{count}) so every voxel is at its true position"
+        )
+    spacing_z = extent / (len(output_positions) - 1)
+    geometry = Geometry.from_matrix(
+        (output_shape_yx[1], output_shape_yx[0], len(output_positions)),
+        (column_spacing, row_spacing, spacing_z),
+        origin,
+        direction,
+    )
+    plan = ResamplePlan(relative, offsets_px - low, output_positions, output_shape_yx)
+    return records, geometry, plan, warnings
+
+
+# ---------------------------------------------------------------------------- pixel type
+def _stored_range(record: FrameRecord) -> tuple[float, float]:
+    bits = max(1, min(record.bits_stored, record.bits_allocated))
+    if record.pixel_representation == 1:
+        return -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
+    return 0.0, 2.0**bits - 1
+
+
+def _rescaled(record: FrameRecord, low: float, high: float) -> tuple[float, float]:
+    a, b = record.slope * low + record.intercept, record.slope * high + record.intercept
+    return min(a, b), max(a, b)
+
+
+def _output_type(records: list[FrameRecord]) -> tuple[str, tuple[float, float] | None]:
+    """Output dtype name and, when the headers state it, the value range after rescale.
+
+    Integral slopes/intercepts keep an integer type (the smallest of uint8, int16,
+    uint16, int32 that holds the range); anything else is float32. When the stored bit
+    depth allows values no real image uses (e.g. signed 16-bit CT with intercept -1024),
+    the 16-bit type is chosen and the loader widens it if a slice really needs more.
+    """
+    first = records[0]
+    if first.is_color:
+        return ("uint8" if first.bits_allocated <= 8 else "float32"), None
+    actual = None
+    if all(r.smallest_value is not None and r.largest_value is not None for r in records):
+        ranges = [_rescaled(r, r.smallest_value, r.largest_value) for r in records]
+        actual = (min(r[0] for r in ranges), max(r[1] for r in ranges))
+    integral = all(float(r.slope).is_integer() and float(r.intercept).is_integer() for r in records)
+    if not integral:
+        return "float32", actual
+    ranges = [_rescaled(r, *_stored_range(r)) for r in records]
+    theoretical = (min(r[0] for r in ranges), max(r[1] for r in ranges))
+    needed = actual if actual is not None else theoretical
+    for name in ("uint8", "int16", "uint16"):
+        if _fits(name, needed):
+            return name, actual
+    if actual is not None:
+        return ("int32" if _fits("int32", actual) else "float32"), actual
+    # Only the bit depth is known: start with 16 bits, the loader widens when needed.
+    return ("int16" if theoretical[0] < 0 else "uint16"), actual
+
+
+def _fits(dtype: str, value_range: tuple[float, float]) -> bool:
+    info = np.iinfo(dtype)
+    return info.min <= value_range[0] and value_range[1] <= info.max
+
+
+def group_by_study(series: list[SeriesInfo]) -> dict[str, list[SeriesInfo]]:
+    """Series grouped by StudyInstanceUID, keeping order."""
+    studies: dict[str, list[SeriesInfo]] = defaultdict(list)
+    for info in series:
+        studies[info.study_uid].append(info)
+    return dict(studies)

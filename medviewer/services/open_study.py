@@ -1,0 +1,60 @@
+"""Open a study: the use case behind File > Open, ``medviewer PATH``, ``info`` and ``convert``.
+
+Thin wrappers over ``medviewer.io`` with the job signature ``fn(..., progress, cancel)``
+so the GUI's background loader, the CLI and tests call the same code.
+"""
+
+from __future__ import annotations
+
+import os
+
+from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
+from medviewer.core.study import SeriesInfo, Study
+from medviewer.core.volume import Volume
+from medviewer.io import SeriesList, load, scan, select_series
+
+
+def scan_path(
+    path: str | os.PathLike[str], progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None
+) -> SeriesList:
+    """Series found in a file or folder (headers only); ``.notes`` lists skipped files."""
+    return scan(path, progress, cancel)
+
+
+def load_series(
+    series: SeriesInfo, progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None
+) -> Volume:
+    """Pixels of one scanned series as a Volume (with warnings in ``volume.metadata.warnings``)."""
+    return load(series, progress, cancel)
+
+
+def default_series(series: list[SeriesInfo]) -> SeriesInfo:
+    """The series to show first: the largest 3D volume, else the largest image."""
+
+    def weight(info: SeriesInfo) -> tuple[int, int]:
+        size = info.geometry.size if info.geometry else (0, 0, 0)
+        return (1 if size[2] > 1 else 0, size[0] * size[1] * size[2])
+
+    return max(series, key=weight)
+
+
+def open_path(
+    path: str | os.PathLike[str],
+    series: int | str | None = None,
+    progress: ProgressCallback = NO_PROGRESS,
+    cancel: CancelToken | None = None,
+) -> tuple[Volume, SeriesInfo, SeriesList]:
+    """Scan ``path`` and load one series: the one selected (index or UID) or :func:`default_series`."""
+    found = scan_path(path, scaled_progress(progress, 0.0, 0.3), cancel)
+    chosen = select_series(found, series, os.fspath(path)) if series is not None else default_series(found)
+    volume = load_series(chosen, scaled_progress(progress, 0.3, 1.0), cancel)
+    return volume, chosen, found
+
+
+def group_studies(series: list[SeriesInfo]) -> list[Study]:
+    """Series grouped into studies (by StudyInstanceUID), for the study browser."""
+    studies: dict[str, Study] = {}
+    for info in series:
+        study = studies.setdefault(info.study_uid, Study(info.study_uid, info.study_description))
+        study.series.append(info)
+    return list(studies.values())
