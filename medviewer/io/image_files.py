@@ -168,12 +168,22 @@ def _modality(reader: sitk.ImageFileReader) -> str:
 
 
 def _data_files(path: str, reader: sitk.ImageFileReader) -> list[str]:
-    """The detached data file of an MHD/NHDR header, when it names one."""
-    for key in ("ElementDataFile", "NRRD_data file", "datafile"):
-        if reader.HasMetaDataKey(key):
-            value = reader.GetMetaData(key).strip()
-            if value and value.upper() != "LOCAL":
-                return [os.path.join(os.path.dirname(path), value)]
+    """The detached data file named by an MHD (ElementDataFile) or NHDR (data file) header."""
+    extension = extension_of(path)
+    if extension not in (".mhd", ".nhdr"):
+        return []
+    key = "elementdatafile" if extension == ".mhd" else "data file"
+    separator = "=" if extension == ".mhd" else ":"
+    try:
+        with open(path, "r", encoding="latin-1") as handle:
+            header = handle.read(65536)
+    except OSError:
+        return []
+    for line in header.splitlines():
+        name, _, value = line.partition(separator)
+        value = value.strip()
+        if name.strip().lower() in (key, "datafile") and value and value.upper() != "LOCAL" and "%" not in value:
+            return [os.path.join(os.path.dirname(path), value)]
     return []
 
 

@@ -62,7 +62,11 @@ class SeriesList(list):
             "unsupported": "unsupported file",
         }
         counts = Counter(note.kind for note in self.notes)
-        parts = [f"{count} {names.get(kind, kind)}{'s' if count != 1 else ''}" for kind, count in counts.items()]
+        order = {kind: index for index, kind in enumerate(names)}
+        parts = [
+            f"{count} {names.get(kind, kind)}{'s' if count != 1 else ''}"
+            for kind, count in sorted(counts.items(), key=lambda item: order.get(item[0], len(order)))
+        ]
         return (", ".join(parts) + " skipped") if parts else ""
 
 

@@ -1,0 +1,132 @@
+"""Writers round-trip voxels bit-exact and geometry to 1e-6; label maps refuse other grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from medviewer.core.errors import CorruptFileError, GeometryMismatchError, UnsupportedFormatError
+from medviewer.core.geometry import Geometry
+from medviewer.core.labels import LabelMap, LabelTable
+from medviewer.core.volume import Volume
+from medviewer.io import read_label_map, read_volume, write_label_map, write_volume
+
+EXTENSIONS = [".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"]
+
+
+def random_geometry(seed: int, shape_zyx=(5, 7, 6)) -> Geometry:
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))[None, :]
+    if seed % 2:
+        q[:, 2] *= -1  # mirrored (left-handed) directions occur in real data
+    # NIfTI stores geometry as float32: use values it can hold exactly so 1e-6 is a fair bar.
+    spacing = rng.uniform(0.3, 4.0, size=3).astype(np.float32).astype(float)
+    origin = rng.uniform(-250, 250, size=3).astype(np.float32).astype(float)
+    return Geometry.from_matrix(shape_zyx[::-1], spacing, origin, q)
+
+
+def assert_geometry_equal(actual: Geometry, expected: Geometry, tolerance: float = 1e-6) -> None:
+    assert actual.size == expected.size
+    np.testing.assert_allclose(actual.spacing, expected.spacing, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(actual.origin, expected.origin, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(actual.direction, expected.direction, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("extension", EXTENSIONS)
+@pytest.mark.parametrize("dtype", [np.int16, np.float32, np.uint8])
+def test_volume_round_trip(tmp_path, extension, dtype):
+    seed = EXTENSIONS.index(extension) * 7 + np.dtype(dtype).itemsize
+    geometry = random_geometry(seed)
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        array = rng.normal(0, 300, size=geometry.shape).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        array = rng.integers(info.min, info.max, size=geometry.shape, endpoint=True).astype(dtype)
+    path = tmp_path / f"volume{extension}"
+    write_volume(Volume(array, geometry), path)
+
+    back = read_volume(path)
+    assert back.array.dtype == dtype
+    np.testing.assert_array_equal(back.array, array)
+    assert_geometry_equal(back.geometry, geometry)
+    # Exactly what SimpleITK reads.
+    image = sitk.ReadImage(str(path))
+    np.testing.assert_array_equal(back.geometry.direction, image.GetDirection())
+    np.testing.assert_array_equal(back.geometry.origin, image.GetOrigin())
+    # Nothing but the written files is left behind (no temporary files).
+    expected = {path.name} | ({path.with_suffix(".raw").name} if extension in (".mhd", ".nhdr") else set())
+    assert {p.name for p in tmp_path.iterdir()} == expected
+
+
+@pytest.mark.parametrize("extension", [".nii.gz", ".nrrd", ".mha"])
+def test_label_map_round_trip_with_table(tmp_path, extension):
+    geometry = random_geometry(3)
+    array = np.zeros(geometry.shape, np.uint8)
+    array[1:3, 2:5, 1:4] = 1
+    array[4, 0, 0] = 7
+    table = LabelTable.from_names({1: "lung", 7: "nodule"})
+    table.add(9, "unused", (1, 2, 3))
+    path = tmp_path / f"labels{extension}"
+    write_label_map(LabelMap(array, geometry, table, name="Lungs"), path)
+
+    back = read_label_map(path, geometry)
+    np.testing.assert_array_equal(back.array, array)
+    assert back.array.dtype == np.uint8
+    if extension == ".nii.gz":
+        assert sorted(back.table) == [1, 7]  # NIfTI keeps no names: defaults for present values
+    else:
+        assert back.table.to_dict() == table.to_dict()
+    assert read_label_map(path, geometry, table=LabelTable.from_names({1: "x"}), name="given").table[1].name == "x"
+
+
+def test_uint16_labels_stay_uint16(tmp_path):
+    geometry = random_geometry(4)
+    array = np.zeros(geometry.shape, np.uint16)
+    array[0, 0, 0] = 300
+    write_label_map(LabelMap(array, geometry), tmp_path / "big.nrrd")
+    back = read_label_map(tmp_path / "big.nrrd", geometry)
+    assert back.array.dtype == np.uint16 and back.array[0, 0, 0] == 300
+
+
+def test_label_map_on_another_grid_is_refused_naming_the_file(tmp_path):
+    geometry = random_geometry(5)
+    write_label_map(LabelMap(np.zeros(geometry.shape, np.uint8), geometry), tmp_path / "labels.nrrd")
+    shifted = geometry.replace(origin=tuple(np.asarray(geometry.origin) + (0.0, 0.5, 0.0)))
+    with pytest.raises(GeometryMismatchError, match="labels.nrrd") as error:
+        read_label_map(tmp_path / "labels.nrrd", shifted)
+    assert "origin" in str(error.value)
+    with pytest.raises(GeometryMismatchError, match="size"):
+        read_label_map(tmp_path / "labels.nrrd", geometry.replace(size=(6, 7, 4)))
+
+
+def test_label_map_with_fractions_or_negative_values_is_refused(tmp_path):
+    geometry = Geometry((4, 3, 2))
+    sitk.WriteImage(sitk.GetImageFromArray(np.full((2, 3, 4), 0.5, np.float32)), str(tmp_path / "float.nrrd"))
+    with pytest.raises(CorruptFileError, match="whole numbers"):
+        read_label_map(tmp_path / "float.nrrd", geometry)
+    sitk.WriteImage(sitk.GetImageFromArray(np.full((2, 3, 4), -1, np.int16)), str(tmp_path / "negative.nrrd"))
+    with pytest.raises(CorruptFileError, match="0..65535"):
+        read_label_map(tmp_path / "negative.nrrd", geometry)
+    integral = np.zeros((2, 3, 4), np.float32)
+    integral[1, 1, 1] = 2.0
+    sitk.WriteImage(sitk.GetImageFromArray(integral), str(tmp_path / "integral.nii"))
+    assert read_label_map(tmp_path / "integral.nii", geometry).voxel_count(2) == 1
+
+
+def test_unsupported_output_extension(tmp_path):
+    volume = Volume(np.zeros((2, 2, 2), np.int16), Geometry((2, 2, 2)))
+    with pytest.raises(UnsupportedFormatError, match="out.png"):
+        write_volume(volume, tmp_path / "out.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_overwrite_replaces_atomically(tmp_path):
+    geometry = Geometry((3, 3, 3))
+    path = tmp_path / "v.mha"
+    write_volume(Volume(np.zeros(geometry.shape, np.int16), geometry), path)
+    write_volume(Volume(np.ones(geometry.shape, np.int16), geometry), path)
+    assert read_volume(path).array.sum() == 27
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mha"]
