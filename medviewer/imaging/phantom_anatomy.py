@@ -164,7 +164,8 @@ class ChestAnatomy:
 
     def wall_offset(self, z):
         """Depth of the pleura below the skin; grows above the lung apices (thoracic inlet)."""
-        return self.wall_inset + 0.55 * np.maximum(z - self.z_taper, 0.0)
+        rise = np.maximum(z - self.z_taper, 0.0)
+        return self.wall_inset + 0.1 * rise + 0.004 * rise * rise
 
     def body_sd(self, x, y, z):
         a = self.body_a * self.body_scale(z)

@@ -231,7 +231,7 @@ class ChestPhantomParams:
             vertebra_radii=(u(16.0, 20.0), u(13.0, 15.5)),
             vertebra_pitch=u(24.0, 28.0),
             rib_radius=u(4.3, 5.3),
-            vessel_points=int(rng.integers(600, 900)),
+            vessel_points=int(rng.integers(1300, 1900)),
             lung_hu=u(-880.0, -830.0),
             lung_gradient_hu=u(20.0, 60.0),
             fat_hu=u(-110.0, -85.0),
@@ -512,8 +512,8 @@ def lung_vessel_trees(params: ChestPhantomParams) -> dict[str, list]:
     for side in SIDES:
         name = "right" if side < 0 else "left"
         for kind, roots, root_radius, count, min_points, min_radius in (
-            ("arteries", anatomy.artery_roots, 6.5, params.vessel_points, 3, 0.5),
-            ("veins", anatomy.vein_roots, 6.0, params.vessel_points, 3, 0.5),
+            ("arteries", anatomy.artery_roots, 6.5, params.vessel_points, 3, 0.45),
+            ("veins", anatomy.vein_roots, 6.0, params.vessel_points, 3, 0.45),
             ("bronchi", anatomy.bronchus_roots, anatomy.bronchus_radii[side] * 0.85, 160, 6, 0.9),
         ):
             rng = np.random.default_rng(np.random.SeedSequence([params.seed, 0x7EE, side + 2, len(trees)]))
@@ -591,6 +591,7 @@ def _render_slices(anatomy, grid: _Grid, hu: np.ndarray, tissue: np.ndarray, pro
     sternum_top = anatomy.z_apex - 35.0
     sternum_bottom = anatomy.heart_center[2] - 25.0
     nz = grid.shape[0]
+    wall_cache = None
     for k in range(nz):
         if cancel is not None and k % 8 == 0:
             cancel.raise_if_cancelled()
@@ -608,19 +609,28 @@ def _render_slices(anatomy, grid: _Grid, hu: np.ndarray, tissue: np.ndarray, pro
         y = grid.y[sy][:, None]
         h = hu[k, sy, sx]
         t = tissue[k, sy, sx]
-        body = anatomy.body_sd(x, y, z)
-        _blend(h, _occupancy(body, edge), SKIN_HU)
-        t[body < 0] = WALL
-        _blend(h, _occupancy(body + SKIN_MM, edge), p.fat_hu)
-        _blend(h, _occupancy(body + SKIN_MM + p.fat_thickness, edge), p.muscle_hu)
-        cavity = body + float(anatomy.wall_offset(z))
-        # Cavity contents by default: mediastinal fat near the midline, muscle laterally (thoracic inlet).
-        fill = p.muscle_hu + (p.fat_hu - p.muscle_hu) * np.clip((75.0 - np.abs(x)) / 25.0, 0.0, 1.0)
-        _blend(h, _occupancy(cavity, edge), fill)
-        t[cavity < 0] = MEDIASTINUM
-        paraspinal = np.maximum(anatomy.paraspinal_sd(x, y), cavity)
-        _blend(h, _occupancy(paraspinal, edge), p.muscle_hu)
-        t[paraspinal < 0] = WALL
+        wall_offset = float(anatomy.wall_offset(z))
+        key = (a_body, wall_offset)
+        if wall_cache is not None and wall_cache[0] == key:
+            # Below the apices the chest wall is the same on every slice: reuse it.
+            _, cached_h, cached_t, cavity = wall_cache
+            h[...] = cached_h
+            t[...] = cached_t
+        else:
+            body = anatomy.body_sd(x, y, z)
+            _blend(h, _occupancy(body, edge), SKIN_HU)
+            t[body < 0] = WALL
+            _blend(h, _occupancy(body + SKIN_MM, edge), p.fat_hu)
+            _blend(h, _occupancy(body + SKIN_MM + p.fat_thickness, edge), p.muscle_hu)
+            cavity = body + wall_offset
+            # Cavity contents by default: mediastinal fat near the midline, muscle laterally (thoracic inlet).
+            fill = p.muscle_hu + (p.fat_hu - p.muscle_hu) * np.clip((75.0 - np.abs(x)) / 25.0, 0.0, 1.0)
+            _blend(h, _occupancy(cavity, edge), fill)
+            t[cavity < 0] = MEDIASTINUM
+            paraspinal = np.maximum(anatomy.paraspinal_sd(x, y), cavity)
+            _blend(h, _occupancy(paraspinal, edge), p.muscle_hu)
+            t[paraspinal < 0] = WALL
+            wall_cache = (key, h.copy(), t.copy(), cavity)
 
         # Lungs, diaphragm and upper abdomen, one side at a time.
         if lung_low - 2 * edge <= z:
@@ -780,19 +790,29 @@ def _paint_nodule(grid: _Grid, hu: np.ndarray, tissue: np.ndarray, spec: NoduleS
 
 
 def _add_noise(hu: np.ndarray, grid: _Grid, sigma_hu: float, seed: int, extra: int = 0) -> None:
-    """Add in-plane correlated Gaussian noise of standard deviation ``sigma_hu``, slab by slab."""
+    """Add in-plane correlated, zero-mean noise of standard deviation ``sigma_hu``, slab by slab.
+
+    Where the correlation kernel spans several voxels, the noise is drawn as uniform
+    bytes (five times cheaper than Gaussian samples): the kernel sums many of them, so
+    the result is Gaussian for all practical purposes.
+    """
     if sigma_hu <= 0:
         return
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x0015E, extra]))
     kernel = _noise_kernel(NOISE_CORRELATION_MM / float(grid.spacing[0]))
-    gain = np.float32(sigma_hu / float(np.sum(kernel**2))) if kernel is not None else np.float32(sigma_hu)
     for start in range(0, hu.shape[0], 16):
         slab = hu[start : start + 16]
-        noise = rng.standard_normal(slab.shape, dtype=np.float32)
-        if kernel is not None:
-            noise = ndimage.correlate1d(noise, kernel, axis=1, mode="reflect")
+        if kernel is None:
+            noise = rng.standard_normal(slab.shape, dtype=np.float32)
+            noise *= np.float32(sigma_hu)
+        else:
+            raw = rng.integers(0, 256, size=slab.shape, dtype=np.uint8)
+            noise = ndimage.correlate1d(raw, kernel, axis=1, output=np.float32, mode="reflect")
             noise = ndimage.correlate1d(noise, kernel, axis=2, mode="reflect")
-        noise *= gain
+            # Uniform bytes: mean 127.5, variance (256**2 - 1) / 12; the kernel scales the variance by sum(k**2)**2.
+            std = math.sqrt((256.0**2 - 1.0) / 12.0) * float(np.sum(kernel.astype(np.float64) ** 2))
+            noise -= np.float32(127.5)
+            noise *= np.float32(sigma_hu / std)
         slab += noise
 
 
