@@ -30,7 +30,9 @@ SIDES = (RIGHT, LEFT)
 #: Thickness of the skin line (mm).
 SKIN_MM = 2.0
 #: Space for the ribs and intercostal muscles between the chest-wall muscles and the pleura (mm).
-RIB_ZONE_MM = 14.0
+RIB_ZONE_MM = 12.0
+#: How far below the dome top the lungs reach, in units of ``recess_depth`` (posterior recesses).
+RECESS_DROP_LIMIT = 1.5
 #: Thickness of the diaphragm muscle under the lungs (mm).
 DIAPHRAGM_MM = 4.0
 
@@ -159,8 +161,16 @@ class ChestAnatomy:
 
     # ------------------------------------------------------------------ body and cavity
     def body_scale(self, z):
-        """Lateral shrink of the body outline towards the neck."""
-        return 1.0 - 0.07 * np.clip((z - self.z_taper) / 120.0, 0.0, 1.0)
+        """Lateral size of the body outline relative to the lower chest.
+
+        The chest narrows slowly from the diaphragm up to the apices, then faster
+        towards the neck. Quantised to 0.25 mm of half-width so that runs of slices
+        share one outline (the renderer reuses it).
+        """
+        base = min(self.dome_top.values())
+        narrowing = 0.06 * np.clip((z - base) / (self.z_taper - base), 0.0, 1.0)
+        narrowing = narrowing + 0.07 * np.clip((z - self.z_taper) / 120.0, 0.0, 1.0)
+        return np.round(self.body_a * (1.0 - narrowing) * 4.0) / (4.0 * self.body_a)
 
     def wall_offset(self, z):
         """Depth of the pleura below the skin; grows above the lung apices (thoracic inlet)."""
@@ -206,7 +216,7 @@ class ChestAnatomy:
         by = 0.8 * self.cavity_b_back
         cy = -0.1 * self.cavity_b_front
         drop = ((x - cx) / ax) ** 2 + ((y - cy) / by) ** 2
-        return self.dome_top[side] - self.params.recess_depth * np.minimum(drop, 1.8)
+        return self.dome_top[side] - self.params.recess_depth * np.minimum(drop, RECESS_DROP_LIMIT)
 
     def heart_sd(self, x, y, z):
         m = self.heart_matrix
@@ -253,7 +263,7 @@ class ChestAnatomy:
         a = self.cavity_a + 2.0
         x_lo, x_hi = (-a, 0.0) if side == RIGHT else (0.0, a)
         y_lo, y_hi = -self.cavity_b_front - 2.0, self.cavity_b_back + 2.0
-        z_lo = min(self.dome_top.values()) - 1.8 * self.params.recess_depth - 2.0
+        z_lo = min(self.dome_top.values()) - RECESS_DROP_LIMIT * self.params.recess_depth - 2.0
         return np.array([x_lo, y_lo, z_lo]), np.array([x_hi, y_hi, self.z_apex + 2.0])
 
     def sample_lung_points(self, rng: np.random.Generator, side: int, count: int, inset: float = 2.0) -> np.ndarray:
@@ -344,5 +354,7 @@ class ChestAnatomy:
             r = self.bronchus_radii[side]
             add("main bronchus", carina, self.bronchus_roots[side], r, r * 0.9, -1000.0, ph.AIRWAY, 2.0, p.soft_tissue_hu, 1.6)
         # Oesophagus between trachea and spine, slightly left; a little air in its lumen.
-        add("oesophagus", (4.0, y_esophagus, z_top), (4.0, y_esophagus, z_bottom), 7.0, 7.0, p.soft_tissue_hu, ph.MEDIASTINUM, 2.0)
+        # It ends at the diaphragm (the hiatus), where it joins the stomach.
+        hiatus_z = self.dome_top[LEFT] - 10.0
+        add("oesophagus", (4.0, y_esophagus, z_top), (4.0, y_esophagus, hiatus_z), 7.0, 7.0, p.soft_tissue_hu, ph.MEDIASTINUM, 2.0)
         return tubes

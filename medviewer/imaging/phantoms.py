@@ -20,6 +20,7 @@ usual for lung masks; nodule voxels carry label 3 only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from medviewer.core.geometry import Geometry
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume, VolumeMetadata
+from medviewer.imaging.phantom_anatomy import RECESS_DROP_LIMIT, segment_distance
 
 # ---------------------------------------------------------------------------- labels
 #: Public label values of the ground-truth label map (stable; models depend on them).
@@ -192,11 +194,11 @@ class ChestPhantomParams:
         seed = int(seed)
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
         u = rng.uniform
-        body_half_width = u(135.0, 163.0)
-        apex = u(112.0, 128.0)
-        carina = apex - u(70.0, 85.0)
-        dome_right = carina - u(92.0, 110.0)
-        dome_left = dome_right - u(8.0, 20.0)
+        body_half_width = u(138.0, 165.0)
+        apex = u(118.0, 132.0)
+        carina = apex - u(70.0, 82.0)
+        dome_right = carina - u(95.0, 112.0)
+        dome_left = dome_right - u(8.0, 18.0)
 
         def harmonics() -> tuple[float, ...]:
             return tuple(float(v) for v in rng.uniform(-0.05, 0.05, size=4))
@@ -209,14 +211,14 @@ class ChestPhantomParams:
             body_half_depth_back=u(100.0, 118.0),
             body_offset=(u(-8.0, 8.0), u(-12.0, 4.0)),
             table_z=round(u(-260.0, -120.0), 1),
-            fat_thickness=u(5.0, 20.0),
-            muscle_thickness=u(6.0, 14.0),
+            fat_thickness=u(4.0, 18.0),
+            muscle_thickness=u(5.0, 12.0),
             lung_apex_z=apex,
-            apex_dome_height=u(60.0, 85.0),
+            apex_dome_height=u(95.0, 125.0),
             carina_z=carina,
             dome_top_right_z=dome_right,
             dome_top_left_z=dome_left,
-            recess_depth=u(40.0, 58.0),
+            recess_depth=u(35.0, 50.0),
             lung_width_scale=(u(0.6, 0.68), u(0.56, 0.64)),
             lung_shape_harmonics=(harmonics(), harmonics()),
             mediastinum_half_width=u(6.0, 12.0),
@@ -243,7 +245,7 @@ class ChestPhantomParams:
             cortical_hu=u(800.0, 1100.0),
             noise_hu=u(8.0, 22.0),
         )
-        inset = 2.0 + values["fat_thickness"] + values["muscle_thickness"] + 14.0
+        inset = 2.0 + values["fat_thickness"] + values["muscle_thickness"] + 12.0
         cavity_front = values["body_half_depth_front"] - inset
         values["heart_center_xy"] = (values["heart_center_xy"][0], -u(0.2, 0.35) * cavity_front)
         nodule_count = int(rng.integers(3, 9))
@@ -258,6 +260,11 @@ class ChestPhantomParams:
                 dome_top_left_z=values["dome_top_left_z"] + shift,
                 lung_apex_z=values["lung_apex_z"] - variant_rng.uniform(5.0, 12.0),
             )
+        # Keep the deepest (posterior) recess of the lungs inside the default 300 mm scan range.
+        lowest_allowed = -DEFAULT_SPACING[2] * DEFAULT_SHAPE[0] / 2.0 + 8.0
+        deepest = min(values["dome_top_left_z"], values["dome_top_right_z"]) - RECESS_DROP_LIMIT * values["recess_depth"]
+        if deepest < lowest_allowed:
+            values["recess_depth"] = (min(values["dome_top_left_z"], values["dome_top_right_z"]) - lowest_allowed) / RECESS_DROP_LIMIT
         params = cls(**values)
         return dataclasses.replace(params, nodules=tuple(_draw_nodules(params, nodule_rng, nodule_count)))
 
@@ -313,7 +320,10 @@ def _draw_nodules(params: ChestPhantomParams, rng: np.random.Generator, count: i
         placed = False
         for _attempt in range(30):
             candidates = anatomy.sample_lung_points(rng, side, 64, inset=reach)
+            half_range = DEFAULT_SPACING[2] * DEFAULT_SHAPE[0] / 2.0 - 5.0
             for center in candidates:
+                if abs(center[2]) + reach > half_range:  # keep nodules inside the default scan range
+                    continue
                 if any(np.linalg.norm(center - np.asarray(n.center)) < reach + n.max_radius + 4.0 for n in nodules):
                     continue
                 shell = center + reach * directions
@@ -437,8 +447,6 @@ def _paint_tube(
     ``cortex`` = (thickness, cortical HU, marrow HU) paints a bone with a dense shell
     instead of the uniform ``value``.
     """
-    from medviewer.imaging.phantom_anatomy import segment_distance
-
     start, end = np.asarray(tube.start), np.asarray(tube.end)
     reach = max(tube.radius_start, tube.radius_end) + grow + grid.edge
     window = grid.window3d(np.minimum(start, end) - reach, np.maximum(start, end) + reach)
@@ -493,8 +501,11 @@ def _grow_tree(
         centred = territory - centroid
         _, vectors = np.linalg.eigh(centred.T @ centred)
         projection = centred @ vectors[:, -1]
-        cut = np.quantile(projection, rng.uniform(0.35, 0.65))
-        first, second = territory[projection <= cut], territory[projection > cut]
+        # Split at a random quantile (35-65 %) along the territory's longest axis.
+        kth = int(rng.uniform(0.35, 0.65) * (count - 1))
+        order = np.argpartition(projection, kth)
+        split = kth + 1
+        first, second = territory[order[:split]], territory[order[split:]]
         if len(first) == 0 or len(second) == 0:
             segments.append(Tube(tuple(end), tuple(centroid), radius, radius * 0.8))
             continue
@@ -504,7 +515,18 @@ def _grow_tree(
 
 
 def lung_vessel_trees(params: ChestPhantomParams) -> dict[str, list]:
-    """Centre-line segments of the lung arteries, veins and bronchi (patient mm), by tree name."""
+    """Centre-line segments of the lung arteries, veins and bronchi (patient mm), by tree name.
+
+    The trees depend on the anatomy only (not on noise or nodules), so they are cached
+    for the last few anatomies: rendering one phantom at several resolutions, or with
+    and without noise, grows them once.
+    """
+    key = dataclasses.replace(params, noise_hu=0.0, nodules=())
+    return {name: list(segments) for name, segments in _cached_trees(key).items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_trees(params: ChestPhantomParams) -> dict[str, tuple]:
     from medviewer.imaging.phantom_anatomy import SIDES, ChestAnatomy
 
     anatomy = ChestAnatomy(params)
@@ -518,7 +540,7 @@ def lung_vessel_trees(params: ChestPhantomParams) -> dict[str, list]:
         ):
             rng = np.random.default_rng(np.random.SeedSequence([params.seed, 0x7EE, side + 2, len(trees)]))
             points = anatomy.sample_lung_points(rng, side, count, inset=3.0)
-            trees[f"{name} {kind}"] = _grow_tree(rng, roots[side], points, root_radius, min_points, min_radius)
+            trees[f"{name} {kind}"] = tuple(_grow_tree(rng, roots[side], points, root_radius, min_points, min_radius))
     return trees
 
 

@@ -35,7 +35,7 @@ from medviewer.io.atomic import atomic_path, atomic_write_text
 #: Bump when the generated content changes: old caches are then ignored.
 DEMO_VERSION = "1"
 #: Seed of the demo chest phantom (not used by the demo models' training scripts).
-DEMO_SEED = 20260
+DEMO_SEED = 20264
 DEMO_CT_SHAPE = (200, 512, 512)
 DEMO_CT_SPACING = (0.7, 0.7, 1.5)
 STAMP_NAME = "demo-complete.json"

@@ -180,3 +180,19 @@ def test_simulate_low_dose_noise_scales_with_inverse_sqrt_dose():
     assert np.array_equal(simulate_low_dose(flat, 1.0, seed=1), flat)
     with pytest.raises(ValueError):
         simulate_low_dose(flat, 0.0, seed=1)
+
+
+def test_noise_has_the_requested_level():
+    params = dataclasses.replace(ChestPhantomParams.from_seed(2), noise_hu=15.0)
+    noisy = generate_chest_ct(params, (12, 128, 128), (2.8, 2.8, 25.0))
+    clean = generate_chest_ct(dataclasses.replace(params, noise_hu=0.0), (12, 128, 128), (2.8, 2.8, 25.0))
+    assert np.array_equal(noisy.labels.array, clean.labels.array)
+    difference = noisy.volume.array.astype(float) - clean.volume.array.astype(float)
+    inside = clean.volume.array > -900  # away from the -1024 clip of air
+    assert np.std(difference[inside]) == pytest.approx(15.0, rel=0.05)
+    assert abs(np.mean(difference[inside])) < 0.5
+    fine = generate_chest_ct(params, (4, 256, 256), (1.4, 1.4, 75.0))
+    fine_clean = generate_chest_ct(dataclasses.replace(params, noise_hu=0.0), (4, 256, 256), (1.4, 1.4, 75.0))
+    fine_difference = fine.volume.array.astype(float) - fine_clean.volume.array.astype(float)
+    body = fine_clean.volume.array > -900
+    assert np.std(fine_difference[body]) == pytest.approx(15.0, rel=0.05)  # correlated noise, same level
