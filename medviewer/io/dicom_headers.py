@@ -55,6 +55,7 @@ _RT_IMAGE_CLASSES = {"1.2.840.10008.5.1.4.1.1.481.1", "1.2.840.10008.5.1.4.1.1.4
 
 # Top-level tags the series builder reads. Everything else is skipped unparsed.
 HEADER_TAGS = [
+    "SpecificCharacterSet",
     "SOPClassUID",
     "SOPInstanceUID",
     "ImageType",
@@ -285,6 +286,7 @@ def _get(item: Dataset, keyword: str) -> Any:
 
 _STRUCT_CODES = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 _ASCII_VRS = {"CS", "UI", "DA", "TM", "DT", "AS", "AE"}
+_TEXT_VRS = {"LO", "SH", "PN", "LT", "ST"}
 
 
 class _Header:
@@ -300,6 +302,12 @@ class _Header:
         self.ds = ds
         implicit, little = ds.original_encoding
         self.byte_order = "<" if little in (True, None) else ">"
+        self.text_codec: str | None = "latin-1"
+        charset = self.get("SpecificCharacterSet")
+        if charset:
+            # Only single-byte Latin-1 and UTF-8 are decoded here; other sets go through pydicom.
+            names = {charset} if isinstance(charset, str) else set(charset)
+            self.text_codec = "utf-8" if names == {"ISO_IR 192"} else "latin-1" if names <= {"ISO_IR 100", "ISO_IR 6", ""} else None
 
     def get(self, keyword: str) -> Any:
         tag = _TAG_OF_KEYWORD[keyword]
@@ -319,6 +327,9 @@ class _Header:
                 vr = "UN"
         raw = element.value
         try:
+            if raw is not None and vr in _TEXT_VRS and self.text_codec is not None:
+                text = raw.decode(self.text_codec, "replace").strip(" \x00")
+                return text or None
             if raw is None or (vr not in ("DS", "IS") and vr not in _ASCII_VRS and vr not in _STRUCT_CODES):
                 return _get(self.ds, keyword)
             if vr in _STRUCT_CODES:

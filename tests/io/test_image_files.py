@@ -87,3 +87,38 @@ def test_grayscale_raster_formats(tmp_path, extension, dtype):
         assert np.abs(volume.array[0].astype(int) - array).mean() < 3
     else:
         np.testing.assert_array_equal(volume.array[0], array)
+
+
+@pytest.mark.parametrize("variant", ["little-endian", "big-endian", "scaled", "gz"])
+def test_nifti_direct_voxel_reading_matches_simpleitk(tmp_path, variant):
+    """The copy-free NIfTI path must give exactly SimpleITK's voxels, or step aside."""
+    nib = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(4)
+    data_xyz = rng.integers(-2000, 3000, size=(6, 5, 4)).astype(np.int16)
+    affine = np.diag([0.8, 0.9, 2.0, 1.0])
+    affine[:3, 3] = (-10.0, 20.0, 30.0)
+    image = nib.Nifti1Image(data_xyz.astype(">i2") if variant == "big-endian" else data_xyz, affine)
+    if variant == "scaled":
+        image.header.set_slope_inter(0.5, -3.0)
+    path = tmp_path / ("v.nii.gz" if variant == "gz" else "v.nii")
+    nib.save(image, str(path))
+
+    volume = read_volume(path)
+    reference = sitk.ReadImage(str(path))
+    expected = sitk.GetArrayFromImage(reference)
+    assert volume.array.dtype == expected.dtype
+    np.testing.assert_array_equal(volume.array, expected)
+    assert volume.geometry.origin == reference.GetOrigin()
+    if variant == "scaled":
+        assert volume.array.dtype.kind == "f"
+
+
+def test_truncated_nifti_is_reported(tmp_path):
+    write_sitk(np.ones((4, 5, 6), np.int16), tmp_path / "v.nii")
+    info = scan(tmp_path / "v.nii")[0]
+    data = (tmp_path / "v.nii").read_bytes()
+    (tmp_path / "v.nii").write_bytes(data[:-10])
+    from medviewer.core.errors import CorruptFileError
+
+    with pytest.raises(CorruptFileError, match="truncated"):
+        load(info)
