@@ -811,23 +811,24 @@ def _paint_nodule(grid: _Grid, hu: np.ndarray, tissue: np.ndarray, spec: NoduleS
     return window, mask
 
 
-def _add_noise(hu: np.ndarray, grid: _Grid, sigma_hu: float, seed: int, extra: int = 0) -> None:
-    """Add in-plane correlated, zero-mean noise of standard deviation ``sigma_hu``, slab by slab.
+def _add_noise_to_int16(hu: np.ndarray, grid: _Grid, sigma_hu: float, seed: int) -> np.ndarray:
+    """Add in-plane correlated, zero-mean noise of standard deviation ``sigma_hu`` and round to int16 HU.
 
-    Where the correlation kernel spans several voxels, the noise is drawn as uniform
-    bytes (five times cheaper than Gaussian samples): the kernel sums many of them, so
-    the result is Gaussian for all practical purposes.
+    Works slab by slab so the float volume is traversed once. Where the correlation
+    kernel spans several voxels the noise is drawn as uniform bytes (five times cheaper
+    than Gaussian samples): the kernel sums many of them, so the result is Gaussian for
+    all practical purposes.
     """
-    if sigma_hu <= 0:
-        return
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x0015E, extra]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x0015E, 0]))
     kernel = _noise_kernel(NOISE_CORRELATION_MM / float(grid.spacing[0]))
+    out = np.empty(hu.shape, dtype=np.int16)
     for start in range(0, hu.shape[0], 16):
         slab = hu[start : start + 16]
-        if kernel is None:
+        if sigma_hu > 0 and kernel is None:
             noise = rng.standard_normal(slab.shape, dtype=np.float32)
             noise *= np.float32(sigma_hu)
-        else:
+            slab += noise
+        elif sigma_hu > 0:
             raw = rng.integers(0, 256, size=slab.shape, dtype=np.uint8)
             noise = ndimage.correlate1d(raw, kernel, axis=1, output=np.float32, mode="reflect")
             noise = ndimage.correlate1d(noise, kernel, axis=2, mode="reflect")
@@ -835,7 +836,11 @@ def _add_noise(hu: np.ndarray, grid: _Grid, sigma_hu: float, seed: int, extra: i
             std = math.sqrt((256.0**2 - 1.0) / 12.0) * float(np.sum(kernel.astype(np.float64) ** 2))
             noise -= np.float32(127.5)
             noise *= np.float32(sigma_hu / std)
-        slab += noise
+            slab += noise
+        np.rint(slab, out=slab)
+        np.clip(slab, -1024, 3071, out=slab)
+        out[start : start + 16] = slab
+    return out
 
 
 def _noise_kernel(sigma_px: float) -> np.ndarray | None:
@@ -845,15 +850,6 @@ def _noise_kernel(sigma_px: float) -> np.ndarray | None:
     offsets = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (offsets / sigma_px) ** 2)
     return (kernel / kernel.sum()).astype(np.float32)
-
-
-def _to_int16(hu: np.ndarray) -> np.ndarray:
-    out = np.empty(hu.shape, dtype=np.int16)
-    for start in range(0, hu.shape[0], 16):
-        slab = np.rint(hu[start : start + 16])
-        np.clip(slab, -1024, 3071, out=slab)
-        out[start : start + 16] = slab
-    return out
 
 
 def phantom_geometry(
@@ -962,8 +958,7 @@ def generate_chest_ct(
         specs.append(spec)
     check()
     progress(0.9, "noise")
-    _add_noise(hu, grid, params.noise_hu, params.seed)
-    volume_array = _to_int16(hu)
+    volume_array = _add_noise_to_int16(hu, grid, params.noise_hu, params.seed)
     del hu
     label_array = _TISSUE_TO_LABEL[tissue]
     metadata = _metadata(params)
