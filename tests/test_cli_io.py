@@ -87,3 +87,26 @@ def test_convert_tilted_series_keeps_true_positions(tmp_path, capsys):
     image = sitk.ReadImage(str(tmp_path / "tilt.nrrd"))
     assert image.GetSize() == (10, 10 + math.ceil(10 * math.tan(math.radians(20))), 6)
     np.testing.assert_allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-12)
+
+
+def test_info_reports_an_unreadable_series_and_shows_the_others(tmp_path, capsys, monkeypatch):
+    import medviewer.services.open_study as open_study
+
+    study = "1.2.3.4"
+    positions = np.array([[0, 0, 0], [0, 0, 1.0]])
+    sd.write_series(tmp_path / "a", np.zeros((2, 6, 6), np.int16), positions, prefix="A", study_uid=study)
+    bad = sd.write_series(tmp_path / "b", np.zeros((2, 6, 6), np.int16), positions, prefix="B", series_number=2,
+                          study_uid=study)
+    real_scan = open_study.scan_path
+
+    def scan_then_damage(path, *args, **kwargs):
+        result = real_scan(path, *args, **kwargs)
+        bad[0].write_bytes(bad[0].read_bytes()[:300])  # damaged between scan and load
+        return result
+
+    monkeypatch.setattr(open_study, "scan_path", scan_then_damage)
+    assert main(["info", str(tmp_path), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["series_number"] for r in records] == [1, 2]
+    assert [r["value_range"] is not None for r in records] == [True, False]
+    assert "pixels cannot be read" in records[1]["warnings"][-1] and bad[0].name in records[1]["warnings"][-1]

@@ -37,6 +37,7 @@ def cli_progress(description: str):
 
 def series_records(path: str, read_pixels: bool = True) -> list[dict]:
     """``SeriesInfo.summary_dict()`` for every series, with the value range (and load warnings) filled in."""
+    from medviewer.core.errors import MedviewerError, OperationCancelled
     from medviewer.services.open_study import load_series, scan_path
 
     progress, close = cli_progress("Scanning")
@@ -51,6 +52,13 @@ def series_records(path: str, read_pixels: bool = True) -> list[dict]:
             progress, close = cli_progress(f"Reading series {index}")
             try:
                 volume = load_series(info, progress)
+            except OperationCancelled:
+                raise
+            except MedviewerError as error:
+                # One unreadable series must not hide the others.
+                record["warnings"] = record["warnings"] + [f"pixels cannot be read: {error}"]
+                records.append(record)
+                continue
             finally:
                 close()
             record["value_range"] = list(volume.value_range())

@@ -382,3 +382,19 @@ def test_progress_reaches_one_and_cancel_stops(tmp_path):
         scan(tmp_path, cancel=token)
     with pytest.raises(OperationCancelled):
         load(info, cancel=token)
+
+
+def test_loading_does_not_copy_the_volume(tmp_path):
+    """Slices go straight into one array: peak allocations stay near the array size (SimpleITK: 2x+)."""
+    import tracemalloc
+
+    pixels = np.zeros((48, 128, 128), np.int16)
+    sd.write_series(tmp_path, pixels, sd.stack_positions((0, 0, 0), sd.AXIAL, np.arange(48) * 1.0))
+    info = scan(tmp_path)[0]
+    tracemalloc.start()
+    try:
+        volume = load(info)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.3 * volume.array.nbytes, peak / volume.array.nbytes
