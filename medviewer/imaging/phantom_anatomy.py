@@ -16,12 +16,14 @@ queries used to place nodules and grow vessels (arrays of shape (N,)).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence, Union
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - only for type hints
     from medviewer.imaging.phantoms import ChestPhantomParams
+
+ArrayOrFloat = Union[np.ndarray, float]
 
 RIGHT = -1
 LEFT = 1
@@ -37,7 +39,7 @@ RECESS_DROP_LIMIT = 1.5
 DIAPHRAGM_MM = 4.0
 
 
-def ellipse_sd(dx, dy, a, b):
+def ellipse_sd(dx: ArrayOrFloat, dy: ArrayOrFloat, a: ArrayOrFloat, b: ArrayOrFloat) -> np.ndarray:
     """Approximate signed distance (mm) to an axis-aligned ellipse with half-axes ``a``, ``b``.
 
     First-order estimate ``(rho - 1) / |grad rho|`` with ``rho`` the normalised radius:
@@ -52,7 +54,7 @@ def ellipse_sd(dx, dy, a, b):
     return (rho - 1.0) / grad
 
 
-def rounded_box_sd(dx, dy, half_width, half_height, corner):
+def rounded_box_sd(dx: ArrayOrFloat, dy: ArrayOrFloat, half_width: float, half_height: float, corner: float) -> np.ndarray:
     """Signed distance (mm) to a centred rectangle whose corners are rounded with radius ``corner``."""
     qx = np.abs(dx) - (half_width - corner)
     qy = np.abs(dy) - (half_height - corner)
@@ -60,7 +62,9 @@ def rounded_box_sd(dx, dy, half_width, half_height, corner):
     return outside + np.minimum(np.maximum(qx, qy), 0.0) - corner
 
 
-def segment_distance(px, py, pz, p0, p1):
+def segment_distance(
+    px: ArrayOrFloat, py: ArrayOrFloat, pz: ArrayOrFloat, p0: Sequence[float], p1: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Distance from points to the segment p0-p1 and the position ``t`` (0..1) along it."""
     d = np.asarray(p1, float) - np.asarray(p0, float)
     length2 = max(float(d @ d), 1e-9)
@@ -81,7 +85,8 @@ class Tube:
     radius_start: float
     radius_end: float
 
-    def sd(self, x, y, z):
+    def sd(self, x: ArrayOrFloat, y: ArrayOrFloat, z: ArrayOrFloat) -> np.ndarray:
+        """Signed distance (mm) to the capsule surface."""
         dist, t = segment_distance(x, y, z, self.start, self.end)
         return dist - (self.radius_start + t * (self.radius_end - self.radius_start))
 
@@ -160,7 +165,7 @@ class ChestAnatomy:
         self.tubes = self._mediastinal_tubes()
 
     # ------------------------------------------------------------------ body and cavity
-    def body_scale(self, z):
+    def body_scale(self, z: ArrayOrFloat) -> np.ndarray:
         """Lateral size of the body outline relative to the lower chest.
 
         The chest narrows slowly from the diaphragm up to the apices, then faster
@@ -172,29 +177,31 @@ class ChestAnatomy:
         narrowing = narrowing + 0.07 * np.clip((z - self.z_taper) / 120.0, 0.0, 1.0)
         return np.round(self.body_a * (1.0 - narrowing) * 4.0) / (4.0 * self.body_a)
 
-    def wall_offset(self, z):
+    def wall_offset(self, z: ArrayOrFloat) -> np.ndarray:
         """Depth of the pleura below the skin; grows above the lung apices (thoracic inlet)."""
         rise = np.maximum(z - self.z_taper, 0.0)
         return self.wall_inset + 0.1 * rise + 0.004 * rise * rise
 
-    def body_sd(self, x, y, z):
+    def body_sd(self, x: ArrayOrFloat, y: ArrayOrFloat, z: ArrayOrFloat) -> np.ndarray:
+        """Signed distance to the skin surface."""
         a = self.body_a * self.body_scale(z)
         b = np.where(y < 0, self.body_b_front, self.body_b_back)
         return ellipse_sd(x, y, a, b)
 
-    def cavity_sd(self, x, y, z, body_sd=None):
+    def cavity_sd(self, x: ArrayOrFloat, y: ArrayOrFloat, z: ArrayOrFloat, body_sd: np.ndarray | None = None) -> np.ndarray:
         """The pleural cavity: the body outline moved inwards by the chest-wall thickness."""
         if body_sd is None:
             body_sd = self.body_sd(x, y, z)
         return body_sd + self.wall_offset(z)
 
     # ------------------------------------------------------------------ lungs
-    def lung_taper(self, z):
+    def lung_taper(self, z: ArrayOrFloat) -> np.ndarray:
         """Relative size of the lung cross-section: 1 below the apex dome, 0 at the apex."""
         h = np.clip((z - self.z_taper) / (self.z_apex - self.z_taper), 0.0, 1.0)
         return np.sqrt(np.maximum(1.0 - h * h, 0.0))
 
-    def lung_ellipse_sd(self, x, y, z, side):
+    def lung_ellipse_sd(self, x: ArrayOrFloat, y: ArrayOrFloat, z: ArrayOrFloat, side: int) -> np.ndarray:
+        """The lung's own outline (an ellipse with harmonic bumps, tapered towards the apex)."""
         cx, cy = self.lung_center[side]
         a, b = self.lung_axes[side]
         u = (x - cx) / a
@@ -209,7 +216,7 @@ class ChestAnatomy:
         grad = np.maximum(np.sqrt((u / a) ** 2 + (v / b) ** 2) / safe, 1.0 / max(a, b))
         return (rho - self.lung_taper(z) * boundary) / grad
 
-    def dome_z(self, x, y, side):
+    def dome_z(self, x: ArrayOrFloat, y: ArrayOrFloat, side: int) -> np.ndarray:
         """Height (patient z, mm) of the diaphragm dome under one lung."""
         cx = side * self.cavity_a * 0.4
         ax = self.cavity_a * 0.6
@@ -218,7 +225,8 @@ class ChestAnatomy:
         drop = ((x - cx) / ax) ** 2 + ((y - cy) / by) ** 2
         return self.dome_top[side] - self.params.recess_depth * np.minimum(drop, RECESS_DROP_LIMIT)
 
-    def heart_sd(self, x, y, z):
+    def heart_sd(self, x: ArrayOrFloat, y: ArrayOrFloat, z: ArrayOrFloat) -> np.ndarray:
+        """Signed distance (approximate, mm) to the heart ellipsoid."""
         m = self.heart_matrix
         dx = x - self.heart_center[0]
         dy = y - self.heart_center[1]
@@ -228,18 +236,20 @@ class ChestAnatomy:
         q = x_terms + y_terms + 2.0 * m[0, 1] * dx * dy
         return (np.sqrt(np.maximum(q, 0.0)) - 1.0) * self.heart_mean_radius
 
-    def paraspinal_sd(self, x, y):
+    def paraspinal_sd(self, x: ArrayOrFloat, y: ArrayOrFloat) -> np.ndarray:
         """The paraspinal muscles behind the vertebral bodies: a box with rounded corners."""
         half_width = self.vertebra_a + 22.0
         top = self.vertebra_y + 0.5 * self.vertebra_b
         return rounded_box_sd(x, y - (top + 100.0), half_width, 100.0, 14.0)
 
-    def spine_exclusion_sd(self, x, y):
+    def spine_exclusion_sd(self, x: ArrayOrFloat, y: ArrayOrFloat) -> np.ndarray:
         """Vertebral bodies with a margin, and the paraspinal muscles behind them: no lung there."""
         body = ellipse_sd(x, y - self.vertebra_y, self.vertebra_a + 6.0, self.vertebra_b + 6.0)
         return np.minimum(body, self.paraspinal_sd(x, y))
 
-    def lung_sd(self, x, y, z, side, cavity_sd=None):
+    def lung_sd(
+        self, x: ArrayOrFloat, y: ArrayOrFloat, z: ArrayOrFloat, side: int, cavity_sd: np.ndarray | None = None
+    ) -> np.ndarray:
         """Signed distance to one lung, without the carving by mediastinal tubes (see ``lung_sd_points``)."""
         if cavity_sd is None:
             cavity_sd = self.cavity_sd(x, y, z)

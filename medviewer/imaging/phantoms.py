@@ -599,7 +599,7 @@ def _background(grid: _Grid, anatomy) -> tuple[np.ndarray, np.ndarray]:
 
 def _render_slices(anatomy, grid: _Grid, hu: np.ndarray, tissue: np.ndarray, progress, cancel) -> None:
     """Body, chest wall, cavity, lungs, diaphragm and abdomen, heart, spine and sternum, slice by slice."""
-    from medviewer.imaging.phantom_anatomy import DIAPHRAGM_MM, SIDES, SKIN_MM, ellipse_sd
+    from medviewer.imaging.phantom_anatomy import DIAPHRAGM_MM, SIDES, SKIN_MM
 
     p = anatomy.params
     edge = grid.edge

@@ -196,3 +196,28 @@ def test_noise_has_the_requested_level():
     fine_difference = fine.volume.array.astype(float) - fine_clean.volume.array.astype(float)
     body = fine_clean.volume.array > -900
     assert np.std(fine_difference[body]) == pytest.approx(15.0, rel=0.05)  # correlated noise, same level
+
+
+def test_radiograph_line_integrals_and_orientation(small_case):
+    from medviewer.core import Geometry, Volume
+    from medviewer.imaging.phantom_radiograph import MU_WATER_PER_MM, chest_radiograph, projection_along_y
+
+    # A water slab 12 voxels (of 2 mm) deep in air: the line integral is mu_water * 24 mm.
+    array = np.full((3, 20, 5), -1000, dtype=np.int16)
+    array[:, 4:16, :] = 0
+    water = Volume(array, Geometry.for_array(array.shape, spacing=(1.0, 2.0, 3.0)), "CT")
+    assert np.allclose(projection_along_y(water), MU_WATER_PER_MM * 24.0)
+    assert np.allclose(projection_along_y(water, max_world_y=19.0), MU_WATER_PER_MM * 12.0)  # stops at j = 9
+    tilted = Volume(array, Geometry.for_array(array.shape, direction=(0, 1, 0, 1, 0, 0, 0, 0, -1)), "CT")
+    with pytest.raises(ValueError, match="identity"):
+        projection_along_y(tilted)
+
+    image, spacing = chest_radiograph(small_case.volume)
+    assert image.dtype == np.uint16 and image.max() <= 4095 and spacing == (2.8, 2.8)
+    assert image.shape == (round(64 * 4.7 / 2.8), 128)
+    # Rows run head to feet: the heart (label 4) is low in the image, on the patient's left (high column).
+    heart = small_case.labels.array == 4
+    heart_rows = image.shape[0] - 1 - np.nonzero(heart.any(axis=(1, 2)))[0] * 4.7 / 2.8
+    assert heart_rows.mean() > image.shape[0] / 2
+    columns = np.nonzero(heart.any(axis=(0, 1)))[0]
+    assert columns.mean() > 64
