@@ -309,8 +309,28 @@ class Autosaver:
             self._saved_generation = self._generation
 
     def close(self) -> None:
-        """Stop watching the document (call when it is closed without crashing)."""
+        """Stop watching the document and drop its autosave (it was saved or discarded)."""
         self.discard()
+        self._disconnect()
+
+    def detach(self) -> None:
+        """Stop watching the document but keep its unsaved edits for the next start.
+
+        Used when another document replaces this one while it has unsaved edits: they
+        are autosaved now and the folder is unlocked, so it is offered for recovery.
+        """
+        try:
+            self.autosave_now()
+        except (OSError, MedviewerError) as error:
+            self.last_error = error
+        self.wait()
+        with self._write_lock:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         for signal in (self.document.labels_changed, self.document.label_table_changed,
                        self.document.detections_changed, self.document.label_maps_changed):
             signal.disconnect(self._changed)

@@ -26,7 +26,7 @@ Smooth label                Shift+S            tools.operations.smooth_label
 Brush smaller / larger      [ / ]  (- / +)     brush radius
 Toggle 2D disc / 3D ball    Shift+B            PaintBrushTool.sphere
 Next / previous box         N / Shift+N        tools.detections.step_detection
-Accept / reject box         A / R              tools.detections.accept_detection / reject_detection
+Accept / reject box         A / X              tools.detections.accept_detection / reject_detection
 Delete box                  Delete             tools.detections.delete_detection
 Undo                        Ctrl+Z
 Redo                        Ctrl+Shift+Z, Ctrl+Y
@@ -54,7 +54,7 @@ SHORTCUTS: dict[str, str | tuple[str, ...]] = {
     "next_box": "N",
     "previous_box": "Shift+N",
     "accept_box": "A",
-    "reject_box": "R",
+    "reject_box": "X",
     "delete_box": "Delete",
     "undo": "Ctrl+Z",
     "redo": ("Ctrl+Shift+Z", "Ctrl+Y"),

@@ -58,10 +58,15 @@ def run_app(path: str | None = None, demo: bool = False, layout: str | None = No
     """Open the main window (optionally on ``path`` or the demo study) and run the event loop."""
     app = create_application()
     window = MainWindow()
+    from medviewer.ui.edit_actions import install_editing  # editing tools, undo, saving, autosave
+
+    editing = install_editing(window)
     if layout:
         window.set_layout(layout)
     window.show()
-    if demo:
+    if editing.offer_recovery() is not None:  # autosaved edits of a session that crashed: open their image
+        pass
+    elif demo:
         open_demo(window)
     elif path:
         window.open_path(path)
