@@ -385,6 +385,8 @@ def read_frame_records(path: str) -> list[FrameRecord] | SkippedFile:
 
     header = _Header(ds)
     sop_class = _text(header.get("SOPClassUID"))
+    if not sop_class and getattr(ds, "file_meta", None) is not None:
+        sop_class = _text(ds.file_meta.get("MediaStorageSOPClassUID"))  # e.g. DICOMDIR
     if forced and not (sop_class and ds.get("SOPInstanceUID")):
         return SkippedFile(path, "not a DICOM file", "not-dicom")
     if not forced and not sop_class and "Rows" not in ds:

@@ -12,7 +12,9 @@ The rules follow what 3D Slicer and dcm2niix do with real scanner data:
   the slice spacing comes from those distances (never from SliceThickness);
 * stacks that do not form a regular grid (gantry tilt, variable spacing, missing
   slices) get a resampling plan onto a regular grid and a warning; the geometry in the
-  ``SeriesInfo`` is the geometry the loaded volume will have.
+  ``SeriesInfo`` is the geometry the loaded volume will have;
+* a stack whose gaps would need more interpolated slices than were acquired (separate
+  slabs, scattered slices) is split into its contiguous runs instead.
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ def _split_series(records: list[FrameRecord]) -> list[_Part]:
     for group in groups:
         positioned = all(r.position is not None and r.orientation is not None for r in group.records)
         if positioned:
-            parts.extend(_split_repeated_positions(group))
+            for volume in _split_repeated_positions(group):
+                parts.extend(_split_sparse_stack(volume))
         else:
             # Without positions, frames of one file form a stack; separate files stay separate images.
             by_file: dict[str, list[FrameRecord]] = {}
@@ -305,10 +308,40 @@ def _split_untagged_repeats(part: _Part) -> list[_Part]:
     kept = [c[0] for c in clusters]
     dropped = [r for c in clusters for r in c[1:]]
     note = (
-        f"{len(dropped)} frames repeat the position of another frame and were left out "
+        f"{len(dropped)} frame{'s' if len(dropped) != 1 else ''} repeat{'s' if len(dropped) == 1 else ''} "
+        "the position of another frame and were left out "
         f"(e.g. {_frame_name(dropped[0])})"
     )
     return [_Part(kept, part.labels, part.warnings + [note])]
+
+
+def _split_sparse_stack(part: _Part) -> list[_Part]:
+    """Split a stack whose gaps would need more invented slices than were acquired.
+
+    A few missing slices are filled by interpolation (see ``_stack_geometry``); a
+    series made of separate slabs far apart (or a handful of scattered slices) is not
+    one volume, so each contiguous run becomes its own series instead.
+    """
+    records = part.records
+    if len(records) < 3:
+        return [part]
+    distances = _distances(records)
+    order = np.argsort(distances, kind="stable")
+    gaps = np.diff(distances[order])
+    typical = float(np.median(gaps))
+    extent = float(distances[order[-1]] - distances[order[0]])
+    if typical <= 0 or extent / typical + 1 <= 2 * len(records):
+        return [part]
+    breaks = np.nonzero(gaps > 1.5 * typical)[0]
+    runs = np.split(order, breaks + 1)
+    note = (
+        f"the slices are not contiguous ({len(breaks)} gap{'s' if len(breaks) != 1 else ''} of up to "
+        f"{gaps.max():.4g} mm between {typical:.4g} mm slices): split into {len(runs)} stacks"
+    )
+    return [
+        _Part([records[i] for i in run], part.labels + [f"stack {index + 1}"], part.warnings + [note])
+        for index, run in enumerate(runs)
+    ]
 
 
 def _frame_name(record: FrameRecord) -> str:

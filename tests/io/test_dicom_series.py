@@ -398,3 +398,14 @@ def test_loading_does_not_copy_the_volume(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 1.3 * volume.array.nbytes, peak / volume.array.nbytes
+
+
+def test_scattered_slabs_are_split_instead_of_invented(tmp_path):
+    """Two 4-slice slabs 100 mm apart would need 96 interpolated slices: they become two stacks."""
+    offsets = np.concatenate([np.arange(4) * 2.0, 100.0 + np.arange(4) * 2.0])
+    sd.write_series(tmp_path, ramp_slices(8), sd.stack_positions((0, 0, 0), sd.AXIAL, offsets))
+    series = scan(tmp_path)
+    assert [s.geometry.size[2] for s in series] == [4, 4]
+    assert [s.geometry.origin[2] for s in series] == [0.0, 100.0]
+    assert all("not contiguous" in " ".join(s.warnings) for s in series)
+    assert [s.description for s in series] == ["Synthetic series [stack 1]", "Synthetic series [stack 2]"]
