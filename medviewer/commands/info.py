@@ -48,6 +48,9 @@ def series_records(path: str, read_pixels: bool = True) -> list[dict]:
     records = []
     for index, info in enumerate(found):
         record = {"index": index, **info.summary_dict()}
+        for key in ("spacing", "origin", "direction"):
+            if record[key] is not None:
+                record[key] = [value + 0.0 for value in record[key]]  # no "-0.0" in the output
         if read_pixels:
             progress, close = cli_progress(f"Reading series {index}")
             try:
