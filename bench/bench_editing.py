@@ -149,7 +149,13 @@ def collect_gui(document: Document, session: EditSession) -> list[Row]:
         return []
     app = QApplication.instance() or QApplication([])
     try:
-        window = MainWindow()
+        from medviewer.services.inference import InferenceService
+
+        InferenceService.warm_up()  # the AI panel would otherwise import torch on a thread meanwhile
+    except Exception:  # noqa: BLE001 - only a warm-up
+        pass
+    try:
+        window = MainWindow(persist_settings=False, enable_3d=False)
         window.resize(1400, 900)
         window.show()
         window.set_document(document)
