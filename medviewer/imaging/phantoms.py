@@ -344,8 +344,8 @@ class PhantomCase:
 
     ``nodules`` are boxes in world mm (label "nodule", status ACCEPTED, source "ground
     truth") tight around each nodule's labelled voxels; ``nodule_specs`` (same order)
-    say what each one is (diameter, kind). Nodules too small to cover a voxel centre on
-    the chosen grid are left out of both.
+    say what each one is (diameter, kind). A nodule smaller than a voxel is labelled by
+    the voxel that contains its centre; one outside the grid is left out.
     """
 
     volume: Volume
@@ -806,7 +806,12 @@ def _paint_nodule(grid: _Grid, hu: np.ndarray, tissue: np.ndarray, spec: NoduleS
     _blend(hu[window], _occupancy(sd, grid.edge), value)
     mask = sd < 0
     if not mask.any():
-        return None
+        # Smaller than a voxel on this grid: the voxel that contains the centre stands for it.
+        nearest = [int(np.argmin(np.abs(axis.ravel() - c))) for axis, c in zip((z, y, x), center[::-1])]
+        inside = all(abs(axis.ravel()[n] - c) <= step / 2 for axis, n, c, step in zip((z, y, x), nearest, center[::-1], grid.spacing[::-1]))
+        if not inside:
+            return None
+        mask[tuple(nearest)] = True
     tissue[window][mask] = NODULE
     return window, mask
 

@@ -153,8 +153,8 @@ def test_anatomy_is_defined_in_millimetres_not_voxels():
         v_coarse = coarse.labels.voxel_count(value) * coarse.volume.geometry.voxel_volume_mm3
         v_fine = fine.labels.voxel_count(value) * fine.volume.geometry.voxel_volume_mm3
         assert v_coarse == pytest.approx(v_fine, rel=0.05)
-    # Every nodule seen on the coarse grid is seen on the fine one, at the same place (within a coarse voxel).
-    assert set(coarse.nodule_specs) <= set(fine.nodule_specs)
+    # Every nodule is labelled on both grids (sub-voxel ones by one voxel), at the same place within a coarse voxel.
+    assert coarse.nodule_specs == fine.nodule_specs == list(params.nodules)
     for spec, small in zip(coarse.nodule_specs, coarse.nodules):
         big = fine.nodules[fine.nodule_specs.index(spec)]
         assert np.all(np.abs(np.subtract(small.center, big.center)) <= coarse.volume.geometry.spacing)
