@@ -214,6 +214,26 @@ def test_label_table_panel_edits_are_undoable(window, qtbot, artifacts_dir):
     assert (document.active_label_map.array == 2).any() and panel.table.rowCount() == 2
 
 
+def test_save_labels_and_open_them_again_over_the_image(window, qtbot, tmp_path, monkeypatch):
+    document = _open(window, qtbot)
+    editing = window.editing
+    view = _axial(window)
+    editing.activate_tool("paint")
+    drag(view, [(30, 40, view.slice_index), (60, 45, view.slice_index)])
+    path = tmp_path / "labels.nii.gz"
+    assert editing.save_labels(path)
+    reopened = window.load_label_map(path)
+    assert reopened is not None and len(document.label_maps) == 2
+    np.testing.assert_array_equal(reopened.array, document.label_maps[0].array)
+    # a label file of another image is refused with a clear message
+    shown = []
+    monkeypatch.setattr(edit_actions.dialogs, "show_error", lambda parent, title, message, details="": shown.append(message))
+    other = Document(make_ct_volume())
+    other.volume.geometry = other.volume.geometry.replace(spacing=(1.0, 1.0, 3.0))
+    window.set_document(other)
+    assert window.load_label_map(path) is None and "spacing" in shown[-1]
+
+
 def test_close_with_unsaved_changes_asks(window, qtbot, monkeypatch, tmp_path):
     document = _open(window, qtbot)
     editing = window.editing
