@@ -66,8 +66,8 @@ def chest_radiograph(
     zoom = (spacing_z / pixel, spacing_x / pixel)
     signal = ndimage.zoom(line_integral, zoom, order=1, mode="nearest")
     # Unsharp masking, as DR systems do, brings out ribs and vessels over the broad body shadow.
-    broad = ndimage.gaussian_filter(signal, sigma=12.0 / pixel)
-    enhanced = signal + 0.7 * (signal - broad)
+    broad = ndimage.gaussian_filter(signal, sigma=25.0 / pixel)
+    enhanced = signal + 0.5 * (signal - broad)
     body = signal > 0.3
     low, high = (np.percentile(enhanced[body], [1.0, 99.8]) if body.any() else (0.0, 1.0))
     scaled = np.clip((enhanced - low) / max(high - low, 1e-6), 0.0, 1.0)
