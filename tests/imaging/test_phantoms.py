@@ -221,3 +221,19 @@ def test_radiograph_line_integrals_and_orientation(small_case):
     assert heart_rows.mean() > image.shape[0] / 2
     columns = np.nonzero(heart.any(axis=(0, 1)))[0]
     assert columns.mean() > 64
+
+
+def test_low_dose_noise_grows_with_patient_thickness():
+    # Two slices of water discs, 100 mm and 300 mm across: the thicker slice gets exp(mu * 200 mm / 2) more noise.
+    size, spacing = 160, 2.0
+    yy, xx = np.mgrid[:size, :size]
+    radius = np.hypot(yy - size / 2 + 0.5, xx - size / 2 + 0.5) * spacing
+    volume = np.full((2, size, size), -1000.0, dtype=np.float32)  # float: no rounding noise
+    volume[0][radius < 50.0] = 0
+    volume[1][radius < 150.0] = 0
+    noisy = simulate_low_dose(volume, 0.5, seed=3, full_dose_noise_hu=2.0, spacing=(spacing, spacing, 5.0))
+    centre = radius < 40.0
+    assert noisy.dtype == np.float32
+    added = (noisy - volume)[:, centre]
+    ratio = np.std(added[1]) / np.std(added[0])
+    assert ratio == pytest.approx(np.exp(0.019 * 200.0 / 2.0), rel=0.05)
