@@ -110,8 +110,7 @@ class JobHandle(QObject):
             self.state = RUNNING
             self._started_at = time.monotonic()
             self.started.emit()
-            if self._queue is not None:
-                self._queue.job_started.emit(self)
+            self._tell_queue("job_started")
 
     @Slot(float, str)
     def _on_progress(self, fraction: float, message: str) -> None:
@@ -154,8 +153,20 @@ class JobHandle(QObject):
         else:
             self.cancelled.emit()
         self.done.emit()
-        if self._queue is not None:
-            self._queue._forget(self)
+        self._tell_queue("_forget")
+
+    def _tell_queue(self, what: str) -> None:
+        queue = self._queue
+        if queue is None:
+            return
+        try:
+            if what == "_forget":
+                queue._forget(self)
+                self._queue = None
+            else:
+                queue.job_started.emit(self)
+        except RuntimeError:  # the queue's owner was deleted while the job ran
+            self._queue = None
 
 
 class _JobRunnable(QRunnable):
@@ -169,25 +180,32 @@ class _JobRunnable(QRunnable):
         self._bridge = handle._bridge
         self._last_progress = 0.0
 
+    def _emit(self, signal_name: str, *args) -> None:
+        try:
+            getattr(self._bridge, signal_name).emit(*args)
+        except RuntimeError:
+            # The UI side is gone (window closed, application quitting): stop quietly.
+            self._token.cancel()
+
     def _progress(self, fraction: float, message: str = "") -> None:
         now = time.monotonic()
         if now - self._last_progress >= _PROGRESS_INTERVAL_S or fraction >= 1.0:
             self._last_progress = now
-            self._bridge.progress.emit(float(fraction), str(message))
+            self._emit("progress", float(fraction), str(message))
 
     def run(self) -> None:  # worker thread
         if self._token.cancelled:
-            self._bridge.cancelled.emit()
+            self._emit("cancelled")
             return
-        self._bridge.started.emit()
+        self._emit("started")
         try:
             result = self._fn(self._progress, self._token)
         except OperationCancelled:
-            self._bridge.cancelled.emit()
+            self._emit("cancelled")
         except BaseException as error:  # noqa: BLE001 - reported to the UI, never lost
-            self._bridge.failed.emit((error, traceback.format_exc()))
+            self._emit("failed", (error, traceback.format_exc()))
         else:
-            self._bridge.succeeded.emit(result)
+            self._emit("succeeded", result)
 
 
 class JobQueue(QObject):
@@ -219,6 +237,11 @@ class JobQueue(QObject):
     def cancel_all(self) -> None:
         for handle in list(self._handles):
             handle.cancel()
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Cancel every job and wait for the worker threads (call before the owner goes away)."""
+        self.cancel_all()
+        return self.wait_for_done(timeout_ms)
 
     def wait_for_done(self, timeout_ms: int = -1) -> bool:
         """Block until the worker threads are idle (for shutdown; signals still need the event loop)."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
@@ -41,7 +42,8 @@ from PySide6.QtWidgets import (
 
 from medviewer.core.document import Document
 from medviewer.core.errors import MedviewerError, NoImageSeriesError
-from medviewer.core.jobs import CancelToken, scaled_progress
+from medviewer.core.geometry import Geometry
+from medviewer.core.jobs import CancelToken
 from medviewer.core.labels import LabelMap
 from medviewer.core.study import SeriesInfo
 from medviewer.core.volume import Volume
@@ -104,14 +106,14 @@ class ScanResult:
     series: list[SeriesInfo]
 
 
-def _read_label_map_file(path: str, document: Document) -> LabelMap:
-    """Read a label image and refuse it unless it has the document's geometry."""
+def read_label_map_file(path: str, geometry: Geometry) -> LabelMap:
+    """Read a label image and refuse it (GeometryMismatchError) unless it has ``geometry``."""
     try:
         from medviewer.io import read_label_map  # type: ignore[attr-defined]
     except ImportError:
         read_label_map = None
     if read_label_map is not None:
-        return read_label_map(path, document.geometry)
+        return read_label_map(path, geometry)
     import SimpleITK as sitk
 
     from medviewer.core.errors import CorruptFileError
@@ -122,7 +124,7 @@ def _read_label_map_file(path: str, document: Document) -> LabelMap:
     except RuntimeError as error:
         raise CorruptFileError(f"cannot read the label map: {str(error).strip().splitlines()[-1]}", path) from None
     name = Path(path).name.split(".")[0]
-    return LabelMap.matching(sitk_to_array(image), geometry_from_sitk(image), document.geometry, name=name, path=str(path))
+    return LabelMap.matching(sitk_to_array(image), geometry_from_sitk(image), geometry, name=name, path=str(path))
 
 
 class MainWindow(QMainWindow):
@@ -413,7 +415,7 @@ class MainWindow(QMainWindow):
             dialogs.show_error(self, "No image", "Open an image before loading a label map.")
             return None
         try:
-            label_map = _read_label_map_file(os.fspath(path), self.document)
+            label_map = read_label_map_file(os.fspath(path), self.document.geometry)
             return self.add_label_map(label_map)
         except MedviewerError as error:
             dialogs.show_error(self, "Cannot load label map", dialogs.error_text(error))
@@ -467,7 +469,7 @@ class MainWindow(QMainWindow):
             return
         i, j, k = (int(v) for v in info.voxel)
         fields["voxel"].setText(f"ijk ({i}, {j}, {k})" if info.inside else "outside")
-        x, y, z = info.world
+        x, y, z = np.round(info.world, 1) + 0.0  # no "-0.0"
         fields["world"].setText(f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm")
         if info.value is None:
             fields["value"].setText("")
@@ -726,8 +728,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.cancel_loading()
-        self.jobs.cancel_all()
-        self.jobs.wait_for_done(5000)
+        self.jobs.shutdown(5000)
         self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.settings.window_state = bytes(self.saveState().toBase64()).decode("ascii")
         self._save_settings()

@@ -315,6 +315,15 @@ class SliceView(pg.GraphicsView):
         """Screen pixels per image pixel (1.0 = one screen pixel per voxel along columns)."""
         return self._zoom
 
+    def crosshair_world(self) -> np.ndarray | None:
+        """World LPS mm of the crosshair as drawn: its lines' crossing on the displayed slice."""
+        if self.document is None or not self._crosshair_v.isVisible():
+            return None
+        m = self.mapping
+        col = self._crosshair_v.line().x1() / m.col_spacing
+        row = self._crosshair_h.line().y1() / m.row_spacing
+        return self.document.geometry.index_to_world(m.display_to_index(col, row, self.slice_index))
+
     @property
     def letters(self) -> dict[str, str]:
         """Orientation letters shown at the edges ({} without a document)."""
@@ -706,9 +715,10 @@ class SliceView(pg.GraphicsView):
         return consumed
 
     def _move_cursor_to(self, pos: QPointF) -> None:
+        """Put the linked cursor on the centre of the voxel under ``pos`` (clamped to the grid)."""
         index = self.widget_to_index(pos)
         last = np.asarray(self.document.geometry.size, float) - 1
-        index = np.clip(index, -0.5, last + 0.5)
+        index = np.clip(np.rint(index), 0, last)
         self.document.set_cursor(self.document.geometry.index_to_world(index))
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override

@@ -71,7 +71,7 @@ class LayerPanel(QWidget):
         self.hint = QLabel("Open a study to see its layers.")
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
-        display.label_display_changed.connect(lambda _lm: self._sync_controls())
+        display.label_display_changed.connect(lambda _lm: self.rebuild())
         display.overlays_changed.connect(self.rebuild)
         self._updating = False
         self.rebuild()

@@ -1,0 +1,237 @@
+"""Main window behaviour: opening in the background, cancel, layouts, 2D images, bad input, screenshots."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QLabel
+
+from medviewer.core import Detection, Geometry, LabelMap, SeriesInfo, Volume
+from medviewer.core.errors import CorruptFileError
+from medviewer.services.settings import load_settings
+from medviewer.tools.base import Tool
+
+from tests.ui.conftest import make_ct_phantom
+from tests.ui.test_viewer import grey, pixel, settle, wheel
+
+pytestmark = pytest.mark.gui
+
+
+def fake_source(volumes: dict[str, Volume], slow: set[str] = frozenset(), started: threading.Event | None = None):
+    """scan/load functions serving in-memory volumes; 'slow' paths take ~4 s unless cancelled."""
+
+    def scan(path, progress, cancel):
+        if path in slow:
+            if started is not None:
+                started.set()
+            for step in range(400):
+                cancel.raise_if_cancelled()
+                progress(step / 400, "scanning")
+                time.sleep(0.01)
+        if path not in volumes:
+            raise CorruptFileError("not an image", path)
+        return [SeriesInfo(uid=path, description=path, modality="CT", files=[path], geometry=volumes[path].geometry, source_path=path)]
+
+    def load(series, progress, cancel):
+        cancel.raise_if_cancelled()
+        return volumes[series.uid]
+
+    return scan, load
+
+
+def test_open_path_in_background_lists_series_and_shows_them(viewer, qtbot):
+    volume = make_ct_phantom()
+    viewer.scan_function, viewer.load_function = fake_source({"/data/ct": volume})
+    with qtbot.waitSignal(viewer.document_changed, timeout=5000):
+        viewer.open_path("/data/ct")
+    assert viewer.document.volume is volume
+    assert viewer.study_browser.tree.topLevelItemCount() == 1
+    assert viewer.study_browser.tree.topLevelItem(0).text(2) == "64x48x24"
+    assert "phantom CT" in viewer.windowTitle()
+    assert viewer.settings.recent_files[0].endswith("ct")
+
+
+def test_opening_a_second_series_while_the_first_loads_cancels_the_first(viewer, qtbot):
+    first, second = make_ct_phantom(), make_ct_phantom(spacing=(1, 1, 1))
+    started = threading.Event()
+    viewer.scan_function, viewer.load_function = fake_source({"/slow": first, "/fast": second}, slow={"/slow"}, started=started)
+    shown = []
+    viewer.document_changed.connect(lambda doc: shown.append(doc.volume))
+    slow_job = viewer.open_path("/slow")
+    assert started.wait(5)
+    assert viewer.loading_job is slow_job
+    t0 = time.monotonic()
+    with qtbot.waitSignal(slow_job.cancelled, timeout=3000):
+        viewer.open_path("/fast")
+    qtbot.waitUntil(lambda: viewer.document is not None, timeout=5000)
+    assert time.monotonic() - t0 < 2.0
+    qtbot.wait(100)
+    assert shown == [second]  # the first result never arrives
+    assert viewer.loading_job is None
+
+
+def test_load_errors_are_shown_in_a_dialog(viewer, qtbot, errors):
+    viewer.scan_function, viewer.load_function = fake_source({})
+    job = viewer.open_path("/broken.nii.gz")
+    qtbot.waitUntil(lambda: job.is_done, timeout=5000)
+    qtbot.waitUntil(lambda: bool(errors), timeout=2000)
+    assert errors == [("Cannot open", "/broken.nii.gz: not an image")]
+    assert viewer.document is None
+
+
+def test_label_map_with_mismatched_geometry_is_refused_with_a_clear_error(viewer, tmp_path, errors):
+    document = viewer.open_volume(make_ct_phantom())
+    good = sitk.GetImageFromArray(np.zeros((24, 48, 64), np.uint8))
+    good.SetSpacing(document.geometry.spacing)
+    good.SetOrigin(document.geometry.origin)
+    sitk.WriteImage(good, str(tmp_path / "good.nii.gz"))
+    bad = sitk.GetImageFromArray(np.zeros((24, 48, 64), np.uint8))
+    bad.SetSpacing((1.0, 1.0, 1.0))
+    sitk.WriteImage(bad, str(tmp_path / "bad.nii.gz"))
+
+    assert viewer.load_label_map(tmp_path / "bad.nii.gz") is None
+    assert len(errors) == 1 and errors[0][0] == "Cannot load label map"
+    assert "bad.nii.gz" in errors[0][1] and "geometry" in errors[0][1] and "spacing" in errors[0][1]
+    assert document.label_maps == []
+    wrong_shape = LabelMap(np.zeros((2, 3, 4), np.uint8), Geometry((4, 3, 2)))
+    assert viewer.add_label_map(wrong_shape) is None and len(errors) == 2
+    assert viewer.load_label_map(tmp_path / "good.nii.gz").name == "good"
+    assert len(document.label_maps) == 1 and len(errors) == 2
+
+
+def test_single_slice_volume_and_radiograph_open_in_one_view(viewer):
+    slab = np.arange(40 * 50, dtype=np.int16).reshape(1, 40, 50)
+    document = viewer.open_volume(Volume(slab, Geometry((50, 40, 1), (0.2, 0.2, 1.0)), "CT"))
+    axial, coronal, sagittal = viewer.slice_views
+    settle()
+    assert axial.isVisible() and not coronal.isVisible() and not sagittal.isVisible()
+    wheel(axial, 3)  # nothing to scroll to, nothing breaks
+    assert axial.slice_index == 0 and axial.overlay_text()["top_left"].count("1 / 1") == 1
+    viewer.set_layout("2x2")
+    assert axial.isVisible() and not coronal.isVisible()
+
+    # A radiograph stored as a coronal image (DICOM CR/DX orientation) is shown in the coronal view.
+    radiograph = np.zeros((60, 40), np.uint16)
+    radiograph[:10, :10] = 4000  # top-left corner as stored: patient's right shoulder, superior
+    geometry = Geometry((40, 60, 1), (0.3, 0.3, 1.0), direction=(1, 0, 0, 0, 0, 1, 0, -1, 0))
+    viewer.open_volume(Volume(radiograph, geometry, "DX"))
+    viewer.display.set_crosshair_visible(False)
+    viewer.display.set_window(2000, 4000)
+    settle()
+    assert coronal.isVisible() and not axial.isVisible()
+    assert coronal.letters == {"left": "R", "right": "L", "top": "S", "bottom": "I"}
+    assert grey(coronal, (3, 3, 0)) == 255 and grey(coronal, (30, 50, 0)) == 0
+    viewer.set_layout("1x3")
+    assert coronal.isVisible() and not axial.isVisible()
+    viewer.open_volume(make_ct_phantom())
+    settle()
+    assert all(view.isVisible() for view in viewer.slice_views)
+
+
+def test_very_small_window_and_tiny_views_still_work(viewer, qtbot):
+    viewer.open_volume(make_ct_phantom())
+    viewer.resize(220, 160)
+    settle()
+    for view in viewer.slice_views:
+        assert view.width() >= 1 and view.height() >= 1
+        view.reset_view()
+        assert view.grab().width() == view.width()
+    wheel(viewer.slice_views[0], 1)
+    viewer.slice_views[0].resize(40, 40)
+    settle()
+    assert viewer.grab_views().width() > 0
+
+
+def test_layouts_and_3d_placeholder(viewer):
+    viewer.open_volume(make_ct_phantom())
+    axial, coronal, sagittal = viewer.slice_views
+    viewer.set_layout("2x2")
+    settle()
+    assert isinstance(viewer.volume_view, QLabel) and viewer.volume_view.text() == "3D view: coming"
+    assert viewer.volume_view.isVisible() and all(v.isVisible() for v in viewer.slice_views)
+    coronal.activated.emit(coronal)
+    viewer.set_layout("1x1")
+    settle()
+    assert coronal.isVisible() and not axial.isVisible() and not viewer.volume_view.isVisible()
+    viewer.set_layout("1x3")
+    settle()
+    assert all(v.isVisible() for v in viewer.slice_views) and not viewer.volume_view.isVisible()
+    with pytest.raises(ValueError):
+        viewer.set_layout("3x3")
+
+
+def test_extension_api_menus_panels_and_active_tool(viewer):
+    for name in ("File", "View", "Tools", "AI", "Help"):
+        assert viewer.menu(name).title().replace("&", "") == name
+    with pytest.raises(KeyError):
+        viewer.menu("Edit me")
+    dock = viewer.add_panel(QLabel("hello"), "My panel", "bottom")
+    assert viewer.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+    assert dock.toggleViewAction() in viewer._panels_menu.actions()
+    changes = []
+    viewer.active_tool_changed.connect(changes.append)
+    tool = Tool()
+    viewer.set_active_tool(tool)
+    assert all(view.tool is tool for view in viewer.slice_views) and changes == [tool]
+    viewer.set_interaction_mode("pan")
+    assert viewer.active_tool is None and changes == [tool, None]
+    assert all(view.interaction_mode == "pan" for view in viewer.slice_views)
+
+
+def test_drop_a_file_opens_it(viewer, qtbot):
+    volume = make_ct_phantom()
+    viewer.scan_function, viewer.load_function = fake_source({"/tmp/dropped.nii.gz": volume})
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile("/tmp/dropped.nii.gz")])
+    event = QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(100, 100), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    viewer.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    with qtbot.waitSignal(viewer.document_changed, timeout=5000):
+        viewer.dropEvent(event)  # Qt delivers drops only inside a real drag; call the handler as Qt would
+    assert viewer.document.volume is volume
+
+
+def test_settings_remember_layout_and_recent_files(qtbot, medviewer_home):
+    from medviewer.ui.main_window import MainWindow
+
+    first = MainWindow(persist_settings=True, enable_3d=False)
+    qtbot.addWidget(first)
+    first.set_layout("1x1")
+    first.settings.add_recent_file("/data/study1")
+    first.close()
+    assert load_settings().layout == "1x1"
+    second = MainWindow(persist_settings=True, enable_3d=False)
+    qtbot.addWidget(second)
+    assert second.layout_name == "1x1"
+    assert [a.text() for a in second._recent_menu.actions()][0].endswith("study1")
+    second.set_layout("1x3")
+    second.close()
+
+
+def test_screenshots_of_1x3_and_2x2_layouts(viewer, artifacts_dir, tmp_path):
+    volume = make_ct_phantom()
+    document = viewer.open_volume(volume)
+    labels = np.zeros(volume.array.shape, np.uint8)
+    labels[6:18, 12:30, 10:26] = 1  # the lung block
+    labels[8:16, 20:34, 44:56] = 2  # the bone block
+    document.add_label_map(LabelMap(labels, volume.geometry, name="phantom labels"))
+    document.add_detections([Detection.from_index_bounds(volume.geometry, [44, 20, 8], [56, 34, 16], label="bone", score=0.91)])
+    document.set_cursor_index((50, 27, 12))
+    for layout in ("1x3", "2x2"):
+        viewer.set_layout(layout)
+        settle()
+        path = viewer.save_screenshot(artifacts_dir / f"viewer_{layout}.png")
+        image = QImage(str(path))
+        assert image.width() == viewer.centralWidget().width() and image.height() > 100
+    # Saving keeps the extension and writes atomically (no temporary files left behind).
+    saved = viewer.save_screenshot(tmp_path / "shot")
+    assert saved.name == "shot.png" and [p.name for p in tmp_path.iterdir()] == ["shot.png"]
+    # The label colour of the bone block is visible in the screenshot's axial view.
+    assert pixel(viewer.slice_views[0], (50, 27, 12)) != pixel(viewer.slice_views[0], (38, 38, 12))
