@@ -8,12 +8,13 @@ returns the command it pushed (None when nothing changed).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from medviewer.core.document import Region
-from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback
+from medviewer.core.jobs import NO_PROGRESS, CancelToken, JobFunction, ProgressCallback
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.undo import CompoundEdit, LabelEdit, LabelTableEdit, UndoCommand, tight_region
 from medviewer.imaging import interpolation, morphology, region_growing
@@ -41,7 +42,61 @@ def labels_region(label_map: LabelMap, values: Sequence[int] | None = None) -> R
     return tight_region(mask)
 
 
-# ---------------------------------------------------------------------------- filling
+# ---------------------------------------------------------------------------- long operations as jobs
+@dataclass
+class BlockChange:
+    """A computed new content for one block of the label map, applied later on the UI thread.
+
+    ``before`` is the block as it was when the computation started; only voxels the
+    computation changed and nobody edited meanwhile are applied, so edits made while
+    it ran always survive.
+    """
+
+    region: Region
+    before: np.ndarray
+    after: np.ndarray
+    text: str
+
+    @property
+    def changed_voxels(self) -> int:
+        return int(np.count_nonzero(self.before != self.after))
+
+
+def apply_block_change(session: EditSession, change: BlockChange | None) -> LabelEdit | None:
+    """Apply a computed change as one undo step (with the overwrite rule)."""
+    if change is None:
+        return None
+    label_map = session.ensure_label_map()
+    current = label_map.array[change.region]
+    untouched_and_changed = (change.after != change.before) & (current == change.before)
+    merged = current.copy()
+    merged[untouched_and_changed] = change.after[untouched_and_changed]
+    return session.apply_block(change.region, merged, change.text)
+
+
+def fill_between_slices_job(
+    session: EditSession, view_axis: int = 2, values: Iterable[int] | int | None = None
+) -> JobFunction:
+    """``fn(progress, cancel) -> BlockChange | None`` interpolating labels across slices (see below).
+
+    The block is copied now (call on the thread that owns the document); the
+    returned function only reads that copy, so it may run on a worker thread.
+    """
+    label_map = session.ensure_label_map()
+    chosen = _values_or_all(label_map, values)
+    region = labels_region(label_map, chosen) if chosen else None
+    if region is None:
+        return lambda progress=NO_PROGRESS, cancel=None: None
+    block = label_map.array[region].copy()
+    spacing_zyx = session.document.geometry.spacing[::-1]
+
+    def run(progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None) -> BlockChange:
+        filled = interpolation.fill_between_slices(block, array_axis(view_axis), spacing_zyx, chosen, progress, cancel)
+        return BlockChange(region, block, filled, "Fill between slices")
+
+    return run
+
+
 def fill_between_slices(
     session: EditSession,
     view_axis: int = 2,
@@ -54,17 +109,42 @@ def fill_between_slices(
     Fills background voxels only (``medviewer.imaging.interpolation``). ``values``
     defaults to every label present.
     """
+    return apply_block_change(session, fill_between_slices_job(session, view_axis, values)(progress, cancel))
+
+
+def grow_from_seeds_job(
+    session: EditSession,
+    region: Region | None = None,
+    margin_mm: float = 10.0,
+    intensity_range: tuple[float, float] | None = None,
+) -> JobFunction:
+    """``fn(progress, cancel) -> BlockChange`` growing the painted seeds (see :func:`grow_from_seeds`)."""
     label_map = session.ensure_label_map()
-    chosen = _values_or_all(label_map, values)
-    if not chosen:
-        return None
-    region = labels_region(label_map, chosen)
+    shape = label_map.array.shape
     if region is None:
-        return None
-    spacing_zyx = session.document.geometry.spacing[::-1]
-    block = label_map.array[region]
-    filled = interpolation.fill_between_slices(block, array_axis(view_axis), spacing_zyx, chosen, progress, cancel)
-    return session.apply_block(region, filled, "Fill between slices")
+        seeds_box = labels_region(label_map)
+        if seeds_box is None:
+            raise ValueError("grow from seeds needs painted seeds of at least two labels")
+        spacing_zyx = session.document.geometry.spacing[::-1]
+        region = _padded(seeds_box, [int(np.ceil(margin_mm / s)) for s in spacing_zyx], shape)
+    seeds = label_map.array[region].copy()
+    if len(np.unique(seeds[seeds != 0])) < 2:
+        raise ValueError("grow from seeds needs seeds of at least two labels (the structure and its surroundings)")
+    image = session.image[region]
+    spacing = session.document.geometry.spacing
+
+    def run(progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None) -> BlockChange:
+        progress(0.0, "Growing from seeds")
+        mask = None
+        if intensity_range is not None:
+            mask = ((image >= intensity_range[0]) & (image <= intensity_range[1])) | (seeds != 0)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        grown = region_growing.grow_from_seeds(image, seeds, spacing, mask)
+        progress(1.0, "Growing from seeds")
+        return BlockChange(region, seeds, grown, "Grow from seeds")
+
+    return run
 
 
 def grow_from_seeds(
@@ -79,21 +159,7 @@ def grow_from_seeds(
     Seeds keep their values; only background voxels are labelled. With
     ``intensity_range``, voxels outside it stay background.
     """
-    label_map = session.ensure_label_map()
-    shape = label_map.array.shape
-    if region is None:
-        seeds_box = labels_region(label_map)
-        if seeds_box is None:
-            raise ValueError("grow from seeds needs painted seeds of at least two labels")
-        spacing_zyx = session.document.geometry.spacing[::-1]
-        region = _padded(seeds_box, [int(np.ceil(margin_mm / s)) for s in spacing_zyx], shape)
-    seeds = label_map.array[region]
-    image = session.image[region]
-    mask = None
-    if intensity_range is not None:
-        mask = ((image >= intensity_range[0]) & (image <= intensity_range[1])) | (seeds != 0)
-    grown = region_growing.grow_from_seeds(image, seeds, session.document.geometry.spacing, mask)
-    return session.apply_block(region, grown, "Grow from seeds")
+    return apply_block_change(session, grow_from_seeds_job(session, region, margin_mm, intensity_range)())
 
 
 # ---------------------------------------------------------------------------- islands and smoothing

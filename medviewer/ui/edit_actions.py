@@ -46,6 +46,7 @@ from medviewer.services.recovery import AUTOSAVE_INTERVAL_S, IDLE_AUTOSAVE_S, Re
 from medviewer.tools import SHORTCUTS, operations
 from medviewer.tools import detections as box_ops
 from medviewer.ui import dialogs
+from medviewer.ui.jobs import JobProgressDialog, JobQueue
 from medviewer.ui.label_table_panel import LabelTablePanel
 from medviewer.ui.tool_panel import ToolPanel
 
@@ -94,6 +95,7 @@ class EditingUi(QObject):
         self.controller: EditingController | None = None
         self.save_target = SaveTarget()
         self.undo_stack = UndoStack()
+        self.jobs = JobQueue(max_parallel=1, parent=self)
         window.undo_stack = self.undo_stack
         window.editing = self
         self._pending_restore: RecoveryEntry | None = None
@@ -279,14 +281,22 @@ class EditingUi(QObject):
         return int(mapping.normal_axis) if mapping is not None else 2
 
     # ------------------------------------------------------------------ operations
+    #: Operations that can take seconds on a large volume: computed on a worker thread.
+    BACKGROUND_OPERATIONS = ("fill_between_slices", "grow_from_seeds")
+
     def run_operation(self, name: str, **options):
-        """Run a one-shot label operation on the active label (one undo step); errors become dialogs."""
+        """Run a one-shot label operation (one undo step); errors become dialogs.
+
+        Fill between slices and grow from seeds are computed on a worker thread (with
+        a progress dialog and Cancel) and applied on the UI thread; they return the
+        ``JobHandle``. The others are quick and return the command they pushed.
+        """
         if self.controller is None:
             return None
         session = self.controller.session
+        if name in self.BACKGROUND_OPERATIONS:
+            return self._run_in_background(name)
         functions = {
-            "fill_between_slices": lambda: operations.fill_between_slices(session, view_axis=self.active_view_axis()),
-            "grow_from_seeds": lambda: operations.grow_from_seeds(session),
             "remove_small_islands": lambda: operations.remove_small_islands(session, values=session.active_value, **options),
             "keep_largest_component": lambda: operations.keep_largest_component(session),
             "smooth": lambda: operations.smooth_label(session, **options),
@@ -302,6 +312,31 @@ class EditingUi(QObject):
         if command is None:
             self.window.statusBar().showMessage("Nothing changed", 2000)
         return command
+
+    def _run_in_background(self, name: str):
+        session = self.controller.session
+        title = {"fill_between_slices": "Filling between slices", "grow_from_seeds": "Growing from seeds"}[name]
+        try:
+            if name == "fill_between_slices":
+                job = operations.fill_between_slices_job(session, view_axis=self.active_view_axis())
+            else:
+                job = operations.grow_from_seeds_job(session)
+        except (MedviewerError, ValueError) as error:
+            dialogs.show_error(self.window, title, str(error))
+            return None
+        controller = self.controller
+        handle = self.jobs.submit(job, title)
+        JobProgressDialog(handle, title, self.window)
+
+        def finished(change) -> None:
+            if self.controller is not controller:  # another document was opened meanwhile
+                return
+            command = operations.apply_block_change(session, change)
+            self.window.statusBar().showMessage("Nothing changed" if command is None else f"{title}: done", 3000)
+
+        handle.finished.connect(finished)
+        handle.failed.connect(lambda error: dialogs.show_error(self.window, title, dialogs.error_text(error)))
+        return handle
 
     def box_action(self, what: str) -> None:
         if self.controller is None:
@@ -460,6 +495,7 @@ class EditingUi(QObject):
                 return False
             if answer == "save" and not self.save_annotations():
                 return False
+        self.jobs.cancel_all()
         if controller.autosaver is not None:
             controller.autosaver.wait()
         controller.close()

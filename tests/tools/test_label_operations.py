@@ -124,3 +124,20 @@ def test_apply_block_respects_overwrite_rule(session):
     region = (slice(0, 1), slice(0, 1), slice(0, 4))
     session.apply_block(region, np.full((1, 1, 4), 1, np.uint8), "test")
     assert list(labels[0, 0, :4]) == [2, 2, 1, 1]
+
+
+def test_job_result_keeps_edits_made_while_it_ran(session):
+    labels = session.ensure_label_map().array
+    disc = _disc((30, 40), (15, 20), 6)
+    labels[1][disc] = 1
+    labels[9][disc] = 1
+    job = operations.fill_between_slices_job(session, view_axis=2)
+    labels[5, 0:3, 0:3] = 7  # painted on the UI thread while the job runs
+    labels[5, 15, 20] = 7  # even inside the area the job fills: the later edit wins
+    change = job()
+    assert change.changed_voxels == 7 * disc.sum()
+    operations.apply_block_change(session, change)
+    assert (labels[5, 0:3, 0:3] == 7).all() and labels[5, 15, 20] == 7
+    assert (labels[5] == 1).sum() == disc.sum() - 1 and (labels[4] == 1).sum() == disc.sum()
+    session.undo()
+    assert labels[5, 15, 20] == 7 and (labels[4] == 0).all() and (labels[5] == 1).sum() == 0

@@ -147,7 +147,7 @@ def test_threshold_preview_and_fill_in_the_view(window, qtbot, artifacts_dir):
     window.save_screenshot(artifacts_dir / "editing_fill.png")
 
 
-def test_polygon_and_operations_from_menus(window, qtbot):
+def test_polygon_and_operations_from_menus(window, qtbot, monkeypatch):
     document = _open(window, qtbot)
     editing = window.editing
     view = _axial(window)
@@ -162,9 +162,14 @@ def test_polygon_and_operations_from_menus(window, qtbot):
     # draw the same square two slices away and fill between them from the operation action
     labels[k + 4, 31:41, 31:41] = 1
     document.notify_labels_changed(document.active_label_map, None)
-    editing.run_operation("fill_between_slices")
+    handle = editing.run_operation("fill_between_slices")  # computed on a worker thread
+    qtbot.waitUntil(lambda: window.undo_stack.undo_text == "Fill between slices", timeout=10000)
+    assert handle.is_done
     assert all((labels[s] == 1).sum() == 100 for s in range(k, k + 5))
-    assert window.undo_stack.undo_text == "Fill between slices"
+    # grow from seeds needs two labels: a clear message, no change
+    shown = []
+    monkeypatch.setattr(edit_actions.dialogs, "show_error", lambda parent, title, message, details="": shown.append(message))
+    assert editing.run_operation("grow_from_seeds") is None and "two labels" in shown[-1]
 
 
 def test_box_drawing_and_review_keys(window, qtbot, artifacts_dir):
