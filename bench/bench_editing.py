@@ -119,6 +119,23 @@ def collect(include_gui: bool = True) -> list[Row]:
     fill_time = median_time(fill, repeats=3)
     rows.append(Row("fill between slices across 50 slices", fill_time, "s", goal="< 2 s"))
 
+    # grow from seeds: three seed squares on one slice, watershed over their box + 20 mm
+    label_array[:] = 0
+    label_array[150, 240:260, 240:260] = 1
+    label_array[150, 100:110, 100:110] = 2
+    label_array[150, 400:410, 400:410] = 2
+    seeds = label_array.copy()
+
+    def grow() -> None:
+        label_array[:] = seeds
+        operations.grow_from_seeds(session, margin_mm=20.0)
+
+    grow_time = median_time(grow, repeats=1, warmup=0)
+    block = operations.labels_region(document.active_label_map)
+    voxels = int(np.prod([s.stop - s.start for s in block]))
+    rows.append(Row(f"grow from seeds (watershed), {voxels / 1e6:.1f} M-voxel block", grow_time, "s",
+                    goal="(no goal; runs on a worker thread)"))
+
     # history memory of 100 strokes of 20 dabs each
     label_array[:] = 0
     session.undo_stack.clear()

@@ -239,6 +239,46 @@ def test_save_labels_and_open_them_again_over_the_image(window, qtbot, tmp_path,
     assert window.load_label_map(path) is None and "spacing" in shown[-1]
 
 
+def test_export_dicom_seg_of_a_corrected_model_proposal(window, qtbot, tmp_path):
+    import copy
+
+    import highdicom as hd
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    from medviewer.core import Geometry, LabelMap, LabelTable, SeriesInfo, Volume
+
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    orientation = np.asarray(template.ImageOrientationPatient, float)
+    normal = np.cross(orientation[:3], orientation[3:])
+    origin = np.asarray(template.ImagePositionPatient, float)
+    files, series_uid = [], generate_uid()
+    for n in range(3):
+        ds = copy.deepcopy(template)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = series_uid, generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.ImagePositionPatient = [float(v) for v in origin + 2.0 * n * normal]
+        files.append(str(tmp_path / f"s{n}.dcm"))
+        ds.save_as(files[-1])
+    spacing = (float(template.PixelSpacing[1]), float(template.PixelSpacing[0]), 2.0)
+    geometry = Geometry.from_matrix((128, 128, 3), spacing, origin, np.stack([orientation[:3], orientation[3:], normal], 1))
+    volume = Volume(np.zeros(geometry.shape, np.int16), geometry, "CT")
+    document = _open(window, qtbot, Document(volume, SeriesInfo(uid=series_uid, files=files, geometry=geometry)))
+    proposal = np.zeros(geometry.shape, np.uint8)
+    proposal[1, 40:60, 40:60] = 1
+    document.add_label_map(LabelMap(proposal, geometry, LabelTable.from_names({1: "nodule"}), "Nodules", "nodule-net 2.0"))
+    document.active_label_map.array[1, 40:45, 40:60] = 0  # the correction
+    assert window.editing.export_seg(tmp_path / "seg.dcm")
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    description = seg.get_segment_description(1)
+    assert description.segment_label == "nodule"
+    assert description.algorithm_type == hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
+    assert description.algorithm_identification[0].AlgorithmName == "nodule-net"
+    pixels = seg.get_pixels_by_source_instance([pydicom.dcmread(files[1]).SOPInstanceUID], combine_segments=True)
+    assert int(pixels.sum()) == 15 * 20
+
+
 def test_close_with_unsaved_changes_asks(window, qtbot, monkeypatch, tmp_path):
     document = _open(window, qtbot)
     editing = window.editing
