@@ -19,7 +19,27 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", default=None, help="CENTRE,WIDTH or a preset: default, auto, mr_auto, brain, lung, mediastinum, bone, liver")
     parser.add_argument("--colormap", default="gray", help="gray, hot, bone, jet or viridis")
     parser.add_argument("--labels", action="append", default=[], help="label map file to overlay (repeatable)")
+    parser.add_argument("--boxes", default=None, help="detections to draw: JSON list of boxes (center_mm, size_mm, ...) or an object holding one")
     parser.add_argument("--size", default=None, help="picture size WIDTHxHEIGHT in pixels")
+
+
+def read_boxes(path: str):
+    """Detections from a JSON file: a list of ``Detection.to_dict`` records, or an object with a list under any key."""
+    import json
+
+    from medviewer.core.detection import Detection
+    from medviewer.core.errors import CorruptFileError
+
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, ValueError) as error:
+        raise CorruptFileError(f"cannot read the boxes: {error}", path) from None
+    if isinstance(data, dict):
+        data = next((v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict) and "center_mm" in v[0]), [])
+    try:
+        return [Detection.from_dict(record) for record in data]
+    except (KeyError, TypeError, ValueError) as error:
+        raise CorruptFileError(f"a box lacks center_mm/size_mm or has bad values ({error})", path) from None
 
 
 def _triple(text: str, option: str) -> list[float]:
@@ -34,38 +54,17 @@ def _triple(text: str, option: str) -> list[float]:
     return values
 
 
-def read_volume_for_display(path: str, series: str | None = None):
-    """Load the series to show from a file or folder (the largest one unless ``series`` says)."""
-    from medviewer.core.errors import MedviewerError, NoImageSeriesError
-    from medviewer.core.jobs import NO_PROGRESS, CancelToken
-    from medviewer.services.open_study import load_series, scan_path
-
-    found = scan_path(path, NO_PROGRESS, CancelToken())
-    if not found:
-        raise NoImageSeriesError("no image series found", path)
-    if series is None:
-        from medviewer.ui.main_window import default_series
-
-        chosen = default_series(found)
-    elif series.isdigit() and int(series) < len(found):
-        chosen = found[int(series)]
-    else:
-        chosen = next((s for s in found if s.uid == series), None)
-        if chosen is None:
-            raise MedviewerError(f"no series '{series}' (there are {len(found)})", path)
-    return load_series(chosen, NO_PROGRESS, CancelToken())
-
-
 @command("screenshot", "render the slice views of an image to a PNG, without user interaction", _add_arguments)
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from medviewer.core.errors import MedviewerError
     from medviewer.imaging.window_level import COLORMAPS, parse_window
-    from medviewer.ui.main_window import read_label_map_file
+    from medviewer.io import read_label_map
+    from medviewer.services.open_study import open_path
     from medviewer.ui.screenshot import render_screenshot
 
-    volume = read_volume_for_display(args.path, args.series)
+    volume, _series, _found = open_path(args.path, args.series)
     geometry = volume.geometry
     cursor = None
     if args.position:
@@ -92,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
             raise MedviewerError(f"--size must look like 1200x600, got '{args.size}'") from None
         size = (width, height)
 
-    label_maps = [read_label_map_file(path, geometry) for path in args.labels]
-    written = render_screenshot(volume, args.out, args.layout, cursor, window, label_maps, size=size, colormap=args.colormap)
+    label_maps = [read_label_map(path, geometry) for path in args.labels]
+    detections = read_boxes(args.boxes) if args.boxes else []
+    written = render_screenshot(
+        volume, args.out, args.layout, cursor, window, label_maps, detections, size=size, colormap=args.colormap
+    )
     print(written)
     return 0

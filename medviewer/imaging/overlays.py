@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from medviewer.core.labels import LabelTable
+from medviewer.imaging.window_level import argb32
 
 
 def label_lookup_table(table: LabelTable, opacity: float, dtype: np.dtype) -> np.ndarray:
@@ -16,6 +17,12 @@ def label_lookup_table(table: LabelTable, opacity: float, dtype: np.dtype) -> np
     """
     size = 256 if np.dtype(dtype) == np.uint8 else 65536
     return table.lookup_table(size=size, opacity=int(round(min(max(opacity, 0.0), 1.0) * 255)))
+
+
+def label_argb_table(table: LabelTable, opacity: float, dtype: np.dtype) -> np.ndarray:
+    """Premultiplied ARGB32 (uint32) version of ``label_lookup_table``: index it with a label slice."""
+    rgba = label_lookup_table(table, opacity, dtype)
+    return argb32(rgba[:, :3], rgba[:, 3])
 
 
 def label_outline(plane: np.ndarray) -> np.ndarray:

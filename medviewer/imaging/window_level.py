@@ -126,12 +126,46 @@ def window_lookup_table(dtype: np.dtype, center: float, width: float, invert: bo
     return window_level_to_uint8(raw, center, width, invert)
 
 
+def argb32(rgb: np.ndarray, alpha: np.ndarray | int = 255) -> np.ndarray:
+    """Pack RGB (N, 3) uint8 and alpha into premultiplied 0xAARRGGBB uint32 (QImage ARGB32_Premultiplied).
+
+    Screens draw this format without any conversion, so views keep their slices in it.
+    """
+    rgb = np.asarray(rgb, dtype=np.uint32)
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=np.uint32), rgb.shape[:-1])
+    premultiplied = (rgb * alpha[..., None] + 127) // 255
+    return (alpha << 24) | (premultiplied[..., 0] << 16) | (premultiplied[..., 1] << 8) | premultiplied[..., 2]
+
+
 class SliceWindowing:
-    """Applies a window to 2D slices, reusing the lookup table while the window is unchanged."""
+    """Applies a window (and colour map) to 2D slices, reusing lookup tables while the window is unchanged."""
 
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._table: np.ndarray | None = None
+        self._argb_key: tuple | None = None
+        self._argb_table: np.ndarray | None = None
+
+    def apply_argb(self, slice_2d: np.ndarray, center: float, width: float, colors: np.ndarray) -> np.ndarray:
+        """Opaque premultiplied ARGB32 pixels (uint32, C-contiguous) of one slice.
+
+        ``colors`` is a (256,) uint32 table from ``argb32(colormap_lookup_table(...))``.
+        For 8/16-bit images one gather through a combined window+colour table does it all.
+        """
+        key = (slice_2d.dtype.str, float(center), float(width), colors.tobytes())
+        if key != self._argb_key:
+            grey_table = window_lookup_table(slice_2d.dtype, center, width)
+            self._argb_table = None if grey_table is None else colors[grey_table]
+            self._argb_key = key
+        if self._argb_table is None:
+            return np.take(colors, window_level_to_uint8(slice_2d, center, width))
+        if slice_2d.strides[-1] != slice_2d.itemsize:
+            # Sagittal-like slices are scattered in memory: gathering them once into a
+            # compact buffer is faster than indexing the table through the strides.
+            slice_2d = np.ascontiguousarray(slice_2d)
+        unsigned = _LUT_DTYPES[slice_2d.dtype]
+        indices = slice_2d.view(unsigned) if slice_2d.dtype != unsigned else slice_2d
+        return np.take(self._argb_table, indices)
 
     def apply(self, slice_2d: np.ndarray, center: float, width: float, invert: bool = False) -> np.ndarray:
         """Grey levels (uint8, C-contiguous) of one slice."""

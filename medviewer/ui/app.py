@@ -80,10 +80,7 @@ def open_demo(window: MainWindow) -> None:
     def job(progress, cancel):
         from medviewer.services.demo import ensure_demo_data
 
-        try:
-            return ensure_demo_data(progress=progress, cancel=cancel)
-        except TypeError:  # an ensure_demo_data without progress arguments
-            return ensure_demo_data()
+        return ensure_demo_data(progress, cancel)
 
     handle = window.jobs.submit(job, "Preparing the demo study")
     from medviewer.ui.jobs import JobProgressDialog

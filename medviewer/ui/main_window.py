@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QByteArray, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -42,7 +42,6 @@ from PySide6.QtWidgets import (
 
 from medviewer.core.document import Document
 from medviewer.core.errors import MedviewerError, NoImageSeriesError
-from medviewer.core.geometry import Geometry
 from medviewer.core.jobs import CancelToken
 from medviewer.core.labels import LabelMap
 from medviewer.core.study import SeriesInfo
@@ -50,7 +49,9 @@ from medviewer.core.volume import Volume
 from medviewer.imaging.measurements import MeasurementList
 from medviewer.imaging.reslice import AXIAL, CORONAL, PLANES, SAGITTAL, plane_of_single_slice
 from medviewer.imaging.window_level import COLORMAPS, CT_PRESET_TITLES, GENERIC_PRESETS
+from medviewer.io import read_label_map
 from medviewer.io.atomic import atomic_path
+from medviewer.services.open_study import default_series
 from medviewer.services.settings import LAYOUTS, Settings, load_settings, save_settings
 from medviewer.services.workspace import DisplaySettings
 from medviewer.tools.base import Tool
@@ -88,43 +89,10 @@ def load_with_services(series: SeriesInfo, progress, cancel: CancelToken) -> Vol
     return load_series(series, progress, cancel)
 
 
-def default_series(series: list[SeriesInfo]) -> SeriesInfo:
-    """The series opened first: the one with the most voxels (a CT rather than its scout)."""
-
-    def voxels(info: SeriesInfo) -> int:
-        if info.geometry is None:
-            return len(info.files)
-        x, y, z = info.geometry.size
-        return x * y * z
-
-    return max(series, key=voxels)
-
-
 @dataclass
 class ScanResult:
     path: str
     series: list[SeriesInfo]
-
-
-def read_label_map_file(path: str, geometry: Geometry) -> LabelMap:
-    """Read a label image and refuse it (GeometryMismatchError) unless it has ``geometry``."""
-    try:
-        from medviewer.io import read_label_map  # type: ignore[attr-defined]
-    except ImportError:
-        read_label_map = None
-    if read_label_map is not None:
-        return read_label_map(path, geometry)
-    import SimpleITK as sitk
-
-    from medviewer.core.errors import CorruptFileError
-    from medviewer.imaging.sitk_bridge import geometry_from_sitk, sitk_to_array
-
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as error:
-        raise CorruptFileError(f"cannot read the label map: {str(error).strip().splitlines()[-1]}", path) from None
-    name = Path(path).name.split(".")[0]
-    return LabelMap.matching(sitk_to_array(image), geometry_from_sitk(image), geometry, name=name, path=str(path))
 
 
 class MainWindow(QMainWindow):
@@ -137,12 +105,17 @@ class MainWindow(QMainWindow):
     #: the view layout changed: ("1x1" | "1x3" | "2x2")
     layout_changed = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None, persist_settings: bool = True, enable_3d: bool = True) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, persist_settings: bool = True, enable_3d: bool = True, enable_ai: bool = True
+    ) -> None:
+        """``persist_settings=False`` neither reads nor writes the user's settings (tests, screenshots);
+        ``enable_3d`` / ``enable_ai`` leave out the 3D view / the AI panel (offscreen rendering)."""
         super().__init__(parent)
         self.setWindowTitle("medviewer")
         self.setAcceptDrops(True)
         self.persist_settings = persist_settings
         self.enable_3d = enable_3d
+        self.enable_ai = enable_ai
         self.settings: Settings = load_settings() if persist_settings else Settings()
         self.display = DisplaySettings()
         self.measurements = MeasurementList()
@@ -415,7 +388,7 @@ class MainWindow(QMainWindow):
             dialogs.show_error(self, "No image", "Open an image before loading a label map.")
             return None
         try:
-            label_map = read_label_map_file(os.fspath(path), self.document.geometry)
+            label_map = read_label_map(os.fspath(path), self.document.geometry)
             return self.add_label_map(label_map)
         except MedviewerError as error:
             dialogs.show_error(self, "Cannot load label map", dialogs.error_text(error))
@@ -433,8 +406,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ screenshots
     def grab_views(self) -> QImage:
-        """A picture of the view area as shown (layout, overlays, letters)."""
-        return self._central.grab().toImage()
+        """A picture of the view area as shown (layout, overlays, letters, and the 3D pane)."""
+        image = self._central.grab().toImage()
+        pane = self.volume_view
+        capture = getattr(pane, "screenshot", None)
+        if pane is not None and pane.isVisible() and callable(capture):
+            # OpenGL content is not part of a widget grab; the 3D view renders its own picture.
+            try:
+                picture = capture()
+                painter = QPainter(image)
+                painter.drawImage(pane.geometry().topLeft(), picture)
+                painter.end()
+            except Exception as error:  # noqa: BLE001 - a screenshot without 3D beats none
+                self.statusBar().showMessage(f"3D view not captured: {error}", 5000)
+        return image
 
     def save_screenshot(self, path: str | os.PathLike[str]) -> Path:
         """Save the view area as PNG (written atomically)."""
@@ -498,8 +483,10 @@ class MainWindow(QMainWindow):
         self.layers_dock = self.add_panel(self.layer_panel, "Layers", "left")
         self.detections_dock = self.add_panel(self.detections_panel, "Detections", "right")
         self.measurements_dock = self.add_panel(self.measurements_panel, "Measurements", "right")
-        self.ai_panel = AIPanel(self)
-        self.ai_dock = self.add_panel(self.ai_panel, "AI", "right")
+        self.ai_panel = self.ai_dock = None
+        if self.enable_ai:
+            self.ai_panel = AIPanel(self)
+            self.ai_dock = self.add_panel(self.ai_panel, "AI", "right")
 
     def _action(self, menu: QMenu | None, text: str, slot=None, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -729,6 +716,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.cancel_loading()
         self.jobs.shutdown(5000)
+        shutdown_3d = getattr(self.volume_view, "shutdown", None)
+        if callable(shutdown_3d):  # release the 3D view's OpenGL window and X connection now
+            try:
+                shutdown_3d()
+            except Exception:  # noqa: BLE001 - closing must not fail because of the 3D view
+                pass
         self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.settings.window_state = bytes(self.saveState().toBase64()).decode("ascii")
         self._save_settings()

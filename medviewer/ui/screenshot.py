@@ -8,10 +8,11 @@ menus removed so the picture holds only the views. Without a display (no
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QApplication, QDockWidget
 
 from medviewer.core.detection import Detection
@@ -40,7 +41,7 @@ def render_screenshot(
     headless = not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
     app = create_application(offscreen=headless)
     offscreen = QApplication.platformName() in ("offscreen", "minimal")
-    main = MainWindow(persist_settings=False, enable_3d=not offscreen)
+    main = MainWindow(persist_settings=False, enable_3d=not offscreen, enable_ai=False)
     try:
         for dock in main.findChildren(QDockWidget):
             dock.hide()
@@ -65,9 +66,14 @@ def render_screenshot(
         for _ in range(3):
             app.processEvents()
         main.reset_views()
+        deadline = time.monotonic() + 120.0
+        while getattr(main.volume_view, "surfaces_busy", False) and main.volume_view.isVisible() and time.monotonic() < deadline:
+            app.processEvents()  # let the 3D view finish its label surfaces
+            time.sleep(0.02)
         app.processEvents()
         return main.save_screenshot(out)
     finally:
         main.close()
         main.deleteLater()
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
         app.processEvents()

@@ -39,13 +39,15 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainterPath, QPen, QTransform
+from PySide6.QtGui import QColor, QFont, QImage, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import (
     QFrame,
     QGraphicsEllipseItem,
+    QGraphicsItem,
     QGraphicsLineItem,
     QGraphicsPathItem,
     QGraphicsRectItem,
+    QGraphicsSimpleTextItem,
     QLabel,
     QWidget,
 )
@@ -54,9 +56,9 @@ from medviewer.core.detection import Detection, DetectionStatus
 from medviewer.core.document import Document
 from medviewer.core.labels import LabelMap
 from medviewer.imaging import measurements as measure
-from medviewer.imaging.overlays import label_lookup_table, label_outline
+from medviewer.imaging.overlays import label_argb_table, label_outline
 from medviewer.imaging.reslice import PLANES, SliceMapping, slice_mapping, slice_position_text
-from medviewer.imaging.window_level import SliceWindowing, Window, colormap_lookup_table, window_after_drag
+from medviewer.imaging.window_level import SliceWindowing, Window, argb32, colormap_lookup_table, window_after_drag
 from medviewer.services.workspace import DisplaySettings
 from medviewer.tools.base import PointerAction, PointerEvent, Tool, ToolPreview
 
@@ -118,11 +120,67 @@ def _modifier_names(modifiers) -> frozenset[str]:
     return frozenset(names)
 
 
+def _label_text_item() -> QGraphicsSimpleTextItem:
+    """Text drawn at a fixed screen size next to a shape (cheaper than rich-text items)."""
+    item = QGraphicsSimpleTextItem()
+    item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+    font = QFont()
+    font.setPointSize(9)
+    item.setFont(font)
+    return item
+
+
+def _set_label_text(item: QGraphicsSimpleTextItem, text: str, rgb: tuple[int, int, int], above: bool) -> None:
+    item.setText(text)
+    item.setBrush(_qcolor(rgb))
+    # Ignoring the view's transform, the item's own transform is in screen pixels.
+    item.setTransform(QTransform.fromTranslate(1, -item.boundingRect().height() if above else 1))
+
+
 _BUTTON_NAMES = {
     Qt.MouseButton.LeftButton: "left",
     Qt.MouseButton.RightButton: "right",
     Qt.MouseButton.MiddleButton: "middle",
 }
+
+
+class ArgbImageItem(QGraphicsItem):
+    """Draws a (rows, cols) uint32 premultiplied-ARGB array, one unit per pixel, without copying it.
+
+    Premultiplied ARGB32 is what Qt's raster engine draws without conversion; indexed
+    or RGBA images would be converted on every repaint.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._array: np.ndarray | None = None
+        self._qimage: QImage | None = None
+        self._rect = QRectF()
+
+    @property
+    def array(self) -> np.ndarray | None:
+        return self._array
+
+    def set_pixels(self, argb: np.ndarray | None) -> None:
+        if argb is None:
+            self._array, self._qimage = None, None
+        else:
+            argb = np.ascontiguousarray(argb, dtype=np.uint32)
+            rows, cols = argb.shape
+            self._array = argb  # the QImage below points into this buffer
+            self._qimage = QImage(argb.data, cols, rows, cols * 4, QImage.Format.Format_ARGB32_Premultiplied)
+            rect = QRectF(0, 0, cols, rows)
+            if rect != self._rect:
+                self.prepareGeometryChange()
+                self._rect = rect
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        return self._rect
+
+    def paint(self, painter, option, widget=None) -> None:
+        if self._qimage is not None:
+            painter.drawImage(self._rect, self._qimage)
 
 
 class _OverlayLabel(QLabel):
@@ -138,10 +196,14 @@ class _OverlayLabel(QLabel):
         self.setFont(font)
         self.setStyleSheet(f"color: {color}; background: transparent;")
 
-    def set_text(self, text: str) -> None:
-        if text != self.text():
-            self.setText(text)
-            self.adjustSize()
+    def set_text(self, text: str) -> bool:
+        """Change the text; True when the label's size changed (it must be placed again)."""
+        if text == self.text():
+            return False
+        size = self.size()
+        self.setText(text)
+        self.adjustSize()
+        return self.size() != size
 
 
 class SliceView(pg.GraphicsView):
@@ -178,18 +240,18 @@ class SliceView(pg.GraphicsView):
         self.setCentralItem(self.view_box)
         self.view_box.sigRangeChanged.connect(self._on_range_changed)
 
-        self.image_item = pg.ImageItem()
+        self.image_item = ArgbImageItem()
         self.image_item.setZValue(_Z_IMAGE)
-        self.image_item.setLevels(None)
         self.view_box.addItem(self.image_item)
         self._windowing = SliceWindowing()
-        self._image_lut_key: tuple | None = None
+        self._colors_key: tuple | None = None
+        self._colors: np.ndarray | None = None
 
-        self._label_items: "weakref.WeakKeyDictionary[LabelMap, pg.ImageItem]" = weakref.WeakKeyDictionary()
+        self._label_items: "weakref.WeakKeyDictionary[LabelMap, ArgbImageItem]" = weakref.WeakKeyDictionary()
+        self._label_tables: "weakref.WeakKeyDictionary[LabelMap, tuple]" = weakref.WeakKeyDictionary()
 
-        self._preview_item = pg.ImageItem()
+        self._preview_item = ArgbImageItem()
         self._preview_item.setZValue(_Z_PREVIEW)
-        self._preview_item.setLevels(None)
         self._preview_item.hide()
         self.view_box.addItem(self._preview_item)
         self._preview_path = QGraphicsPathItem()
@@ -205,17 +267,19 @@ class SliceView(pg.GraphicsView):
             line.setZValue(_Z_CROSSHAIR)
             self.view_box.addItem(line)
 
-        self._box_items: list[tuple[QGraphicsRectItem, pg.TextItem]] = []
+        self._box_items: list[list] = []  # [rect item, text item, state drawn]
         self._drawn_boxes: list[tuple[Detection, QRectF]] = []
         self._measurement_items: list = []
         self._measurement_text_cache: dict[str, str] = {}
 
         self._letters = {edge: _OverlayLabel(self, "#ffb000", bold=True, size=12) for edge in ("left", "right", "top", "bottom")}
-        self._info_top_left = _OverlayLabel(self)
+        self._title = _OverlayLabel(self, "#%02x%02x%02x" % PLANE_COLORS[plane], bold=True)
+        self._title.setTextFormat(Qt.TextFormat.PlainText)
+        self._info_slice = _OverlayLabel(self)
+        self._info_position = _OverlayLabel(self)
         self._info_bottom_left = _OverlayLabel(self)
         self._info_bottom_right = _OverlayLabel(self)
         self._info_top_right = _OverlayLabel(self, "#ff8040", bold=True)
-        self._title_color = "#%02x%02x%02x" % PLANE_COLORS[plane]
 
         # interaction state
         self._drag: str | None = None
@@ -246,7 +310,7 @@ class SliceView(pg.GraphicsView):
         self._clear_preview()
         if document is None:
             self.mapping = None
-            self.image_item.clear()
+            self.image_item.set_pixels(None)
             self._update_crosshair()
             self._update_detections()
             self._update_measurements()
@@ -332,7 +396,7 @@ class SliceView(pg.GraphicsView):
     def overlay_text(self) -> dict[str, str]:
         """The texts drawn over the view (for tests and screenshots)."""
         return {
-            "top_left": self._info_top_left.text(),
+            "top_left": f"{self._title.text()} {self._info_slice.text()}\n{self._info_position.text()}",
             "top_right": self._info_top_right.text(),
             "bottom_left": self._info_bottom_left.text(),
             "bottom_right": self._info_bottom_right.text(),
@@ -422,8 +486,7 @@ class SliceView(pg.GraphicsView):
         for order, label_map in enumerate(self.document.label_maps):
             item = self._label_items.get(label_map)
             if item is None:
-                item = pg.ImageItem()
-                item.setLevels(None)
+                item = ArgbImageItem()
                 item.setTransform(self._pixel_transform(0, 0))
                 self.view_box.addItem(item)
                 self._label_items[label_map] = item
@@ -432,6 +495,7 @@ class SliceView(pg.GraphicsView):
             item.setZValue(_Z_LABELS + order * 0.01)
 
     def _on_label_table_changed(self, label_map: LabelMap) -> None:
+        self._label_tables.pop(label_map, None)  # names/colours/visibility changed
         self._render_labels(label_map)
 
     def _on_label_display_changed(self, label_map: LabelMap) -> None:
@@ -465,13 +529,12 @@ class SliceView(pg.GraphicsView):
         if self.document is None or self.mapping is None:
             return
         display = self.display
-        lut_key = (display.colormap, display.invert)
-        if lut_key != self._image_lut_key:
-            self.image_item.setLookupTable(colormap_lookup_table(display.colormap, display.invert), update=False)
-            self._image_lut_key = lut_key
+        colors_key = (display.colormap, display.invert)
+        if colors_key != self._colors_key:
+            self._colors = argb32(colormap_lookup_table(display.colormap, display.invert))
+            self._colors_key = colors_key
         plane = self.mapping.slice_of(self.document.volume.array, self.slice_index)
-        grey = self._windowing.apply(plane, display.window.center, display.window.width)
-        self.image_item.setImage(grey, autoLevels=False)
+        self.image_item.set_pixels(self._windowing.apply_argb(plane, display.window.center, display.window.width, self._colors))
 
     def _render_labels(self, label_map: LabelMap) -> None:
         item = self._label_items.get(label_map)
@@ -482,17 +545,25 @@ class SliceView(pg.GraphicsView):
             item.hide()
             return
         plane = self.mapping.slice_of(label_map.array, self.slice_index)
+        # Draw only the bounding box of the labelled pixels: most slices hold small regions.
+        rows = np.flatnonzero(plane.any(axis=1))
+        if rows.size == 0:
+            item.hide()
+            return
+        cols = np.flatnonzero(plane[rows[0] : rows[-1] + 1].any(axis=0))
+        row0, col0 = int(rows[0]), int(cols[0])
+        plane = plane[row0 : rows[-1] + 1, col0 : cols[-1] + 1]
         if settings.outline:
-            plane = label_outline(plane)
-        lut = label_lookup_table(label_map.table, settings.opacity, plane.dtype)
-        if plane.dtype == np.uint8:
-            # Indexed8 image with an RGBA colour table: no per-pixel work in Python.
-            item.setLookupTable(lut, update=False)
-            item.setImage(np.ascontiguousarray(plane), autoLevels=False)
-        else:
-            rgba = np.take(lut.view(np.uint32).ravel(), plane).view(np.uint8).reshape(plane.shape + (4,))
-            item.setLookupTable(None, update=False)
-            item.setImage(rgba, autoLevels=False)
+            plane = label_outline(np.pad(plane, 1))[1:-1, 1:-1]
+        # Keyed on the table's content: tools may add labels and only notify a voxel change.
+        entries = tuple((value, info.color, info.visible) for value, info in label_map.table.entries.items())
+        key = (entries, settings.opacity, plane.dtype.str)
+        table = self._label_tables.get(label_map)
+        if table is None or table[0] != key:
+            table = (key, label_argb_table(label_map.table, settings.opacity, plane.dtype))
+            self._label_tables[label_map] = table
+        item.set_pixels(np.take(table[1], plane))
+        item.setTransform(self._pixel_transform(row0, col0))
         item.show()
 
     def _update_crosshair(self) -> None:
@@ -531,27 +602,33 @@ class SliceView(pg.GraphicsView):
         while len(self._box_items) < len(self._drawn_boxes):
             rect_item = QGraphicsRectItem()
             rect_item.setZValue(_Z_SHAPES)
-            text_item = pg.TextItem(anchor=(0, 1))
+            text_item = _label_text_item()
             text_item.setZValue(_Z_SHAPES + 1)
             self.view_box.addItem(rect_item)
             self.view_box.addItem(text_item)
-            self._box_items.append((rect_item, text_item))
+            self._box_items.append([rect_item, text_item, None])
         selected = self.document.selected_detection if self.document is not None else None
-        for index, (rect_item, text_item) in enumerate(self._box_items):
+        for index, entry in enumerate(self._box_items):
+            rect_item, text_item, drawn_state = entry
             if index >= len(self._drawn_boxes):
-                rect_item.hide()
-                text_item.hide()
+                if drawn_state is not None:
+                    rect_item.hide()
+                    text_item.hide()
+                    entry[2] = None
                 continue
             detection, rect = self._drawn_boxes[index]
+            state = (detection.status, detection is selected, detection.label, detection.score, rect.getRect())
+            if state == drawn_state:
+                continue  # unchanged since the last slice: no Qt calls
             color = STATUS_COLORS[detection.status]
             style = Qt.PenStyle.DashLine if detection.status == DetectionStatus.REJECTED else Qt.PenStyle.SolidLine
-            is_selected = detection is selected
-            rect_item.setPen(_cosmetic_pen(color, 3.0 if is_selected else 1.5, style))
+            rect_item.setPen(_cosmetic_pen(color, 3.0 if detection is selected else 1.5, style))
             rect_item.setRect(rect)
-            text_item.setText(f"{detection.label} {detection.score:.2f}", color=_qcolor(color))
+            _set_label_text(text_item, f"{detection.label} {detection.score:.2f}", color, above=True)
             text_item.setPos(rect.left(), rect.top())
             rect_item.show()
             text_item.show()
+            entry[2] = state
 
     def detection_at(self, pos: QPointF) -> Detection | None:
         """The detection box drawn under a viewport position (smallest first), or None."""
@@ -594,7 +671,8 @@ class SliceView(pg.GraphicsView):
                 anchor_x, anchor_y = rect.right(), rect.bottom()
             shape.setPen(pen)
             shape.setZValue(_Z_SHAPES)
-            text = pg.TextItem(self._measurement_text(item), color=_qcolor(MEASUREMENT_COLOR), anchor=(0, 0))
+            text = _label_text_item()
+            _set_label_text(text, self._measurement_text(item), MEASUREMENT_COLOR, above=False)
             text.setPos(anchor_x, anchor_y)
             text.setZValue(_Z_SHAPES + 1)
             for graphics in (shape, text):
@@ -622,12 +700,8 @@ class SliceView(pg.GraphicsView):
         if preview.mask is not None and np.asarray(preview.mask).size:
             mask = np.asarray(preview.mask, dtype=bool)
             row0, col0, _rows, _cols = m.plane_block_to_display(tuple(preview.mask_origin), mask.shape)
-            image = np.ascontiguousarray(m.orient_plane(mask)).astype(np.uint8)
-            lut = np.zeros((256, 4), dtype=np.uint8)
-            lut[1, :3] = preview.color
-            lut[1, 3] = 128
-            self._preview_item.setLookupTable(lut, update=False)
-            self._preview_item.setImage(image, autoLevels=False)
+            colors = argb32(np.array([[0, 0, 0], preview.color], dtype=np.uint8), np.array([0, 128]))
+            self._preview_item.set_pixels(colors[m.orient_plane(mask).astype(np.uint8)])
             self._preview_item.setTransform(self._pixel_transform(row0, col0))
             self._preview_item.show()
         else:
@@ -652,30 +726,34 @@ class SliceView(pg.GraphicsView):
     # ------------------------------------------------------------------ texts
     def _update_texts(self) -> None:
         doc, m = self.document, self.mapping
-        title = self.plane.capitalize()
+        labels = (self._info_slice, self._info_position, self._info_bottom_left, self._info_bottom_right, self._info_top_right)
+        moved = self._title.set_text(self.plane.capitalize())
         if doc is None or m is None:
-            self._info_top_left.set_text(f"<span style='color:{self._title_color}'>{title}</span>")
-            for label in (self._info_bottom_left, self._info_bottom_right, self._info_top_right, *self._letters.values()):
-                label.set_text("")
-            self._place_overlays()
-            return
-        position = slice_position_text(doc.geometry, m, doc.cursor, self.slice_index)
-        self._info_top_left.set_text(
-            f"<span style='color:{self._title_color}'><b>{title}</b></span>"
-            f"&nbsp; {self.slice_index + 1} / {m.slice_count}<br>{position}"
-        )
-        window = self.display.window
-        inverted = " inv" if self.display.invert else ""
-        self._info_bottom_left.set_text(f"W {window.width:.0f}  L {window.center:.0f}{inverted}")
-        self._info_bottom_right.set_text(f"{self._zoom * 100:.0f}%")
-        self._info_top_right.set_text("oblique" if m.oblique else "")
+            texts = ("", "", "", "", "")
+            letters = {edge: "" for edge in self._letters}
+        else:
+            window = self.display.window
+            inverted = " inv" if self.display.invert else ""
+            texts = (
+                f"{self.slice_index + 1} / {m.slice_count}",
+                slice_position_text(doc.geometry, m, doc.cursor, self.slice_index),
+                f"W {window.width:.0f}  L {window.center:.0f}{inverted}",
+                f"{self._zoom * 100:.0f}%",
+                "oblique" if m.oblique else "",
+            )
+            letters = m.letters
+        for label, text in zip(labels, texts):
+            moved |= label.set_text(text)
         for edge, label in self._letters.items():
-            label.set_text(m.letters[edge])
-        self._place_overlays()
+            moved |= label.set_text(letters[edge])
+        if moved:
+            self._place_overlays()
 
     def _place_overlays(self) -> None:
         width, height, margin = self.width(), self.height(), 4
-        self._info_top_left.move(margin, margin)
+        self._title.move(margin, margin)
+        self._info_slice.move(margin + self._title.width() + 6, margin)
+        self._info_position.move(margin, margin + self._title.height())
         self._info_bottom_left.move(margin, height - self._info_bottom_left.height() - margin)
         self._info_bottom_right.move(width - self._info_bottom_right.width() - margin, height - self._info_bottom_right.height() - margin)
         self._info_top_right.move(width - self._info_top_right.width() - margin, margin)
@@ -697,8 +775,8 @@ class SliceView(pg.GraphicsView):
         zoom = self.mapping.col_spacing / pixel_width if pixel_width > 0 else 1.0
         if abs(zoom - self._zoom) > 1e-9:
             self._zoom = zoom
-            self._info_bottom_right.set_text(f"{zoom * 100:.0f}%")
-            self._place_overlays()
+            if self._info_bottom_right.set_text(f"{zoom * 100:.0f}%"):
+                self._place_overlays()
             self.zoom_changed.emit(zoom)
 
     # ================================================================== mouse and keys

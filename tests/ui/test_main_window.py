@@ -184,6 +184,7 @@ def test_extension_api_menus_panels_and_active_tool(viewer):
     assert all(view.interaction_mode == "pan" for view in viewer.slice_views)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PySide6 flags the only QDragEnterEvent constructor
 def test_drop_a_file_opens_it(viewer, qtbot):
     volume = make_ct_phantom()
     viewer.scan_function, viewer.load_function = fake_source({"/tmp/dropped.nii.gz": volume})
