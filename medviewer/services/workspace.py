@@ -7,8 +7,11 @@ own. Label-map display options are kept per label map object.
 
 from __future__ import annotations
 
+import os
 import weakref
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from psygnal import Signal
 
@@ -112,3 +115,40 @@ class DisplaySettings:
             self._label_display[label_map] = updated
             self.label_display_changed.emit(label_map)
         return updated
+
+
+# ---------------------------------------------------------------------------- study browser thumbnails
+#: Single files larger than this are not read just for a thumbnail.
+THUMBNAIL_MAX_FILE_BYTES = 64 * 2**20
+
+
+def series_thumbnail(series, size: int = 64) -> np.ndarray | None:
+    """A small grey picture (uint8, at most ``size`` pixels a side) of a series' middle image.
+
+    Reads one file of a DICOM series (the middle one), or a small single-file image
+    whole; returns None when that would be costly or the file cannot be read, so the
+    browser keeps its placeholder. The aspect ratio of the pixels is not corrected.
+    """
+    import SimpleITK as sitk
+
+    from medviewer.imaging.sitk_bridge import sitk_to_array
+    from medviewer.imaging.window_level import auto_window, window_level_to_uint8
+
+    files = list(series.files) or ([series.source_path] if series.source_path else [])
+    if not files:
+        return None
+    path = files[len(files) // 2]
+    try:
+        if len(files) == 1 and os.path.getsize(path) > THUMBNAIL_MAX_FILE_BYTES:
+            return None
+        image = sitk.ReadImage(str(path))
+    except (OSError, RuntimeError):
+        return None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        image = sitk.VectorIndexSelectionCast(image, 0)
+    array = sitk_to_array(image)
+    plane = array[array.shape[0] // 2]
+    step = max(1, int(np.ceil(max(plane.shape) / size)))
+    plane = plane[::step, ::step]
+    window = auto_window(plane)
+    return np.ascontiguousarray(window_level_to_uint8(plane, window.center, window.width))

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QGridLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMenu,
@@ -53,7 +54,7 @@ from medviewer.io import read_label_map
 from medviewer.io.atomic import atomic_path
 from medviewer.services.open_study import default_series
 from medviewer.services.settings import LAYOUTS, Settings, load_settings, save_settings
-from medviewer.services.workspace import DisplaySettings
+from medviewer.services.workspace import DisplaySettings, series_thumbnail
 from medviewer.tools.base import Tool
 from medviewer.ui import dialogs
 from medviewer.ui.ai_panel import AIPanel
@@ -62,7 +63,7 @@ from medviewer.ui.measurement_tools import EllipseRoiTool, RectangleRoiTool, Rul
 from medviewer.ui.panels.detections_panel import DetectionsPanel
 from medviewer.ui.panels.layer_panel import LayerPanel
 from medviewer.ui.panels.measurements_panel import MeasurementsPanel
-from medviewer.ui.panels.study_browser import StudyBrowser, volume_thumbnail
+from medviewer.ui.panels.study_browser import THUMBNAIL_SIZE, StudyBrowser, grey_pixmap, volume_thumbnail
 from medviewer.ui.slice_view import HoverInfo, SliceView
 
 MENU_NAMES = ("File", "View", "Tools", "AI", "Help")
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.series: SeriesInfo | None = None
         self.active_tool: Tool | None = None
         self.jobs = JobQueue(max_parallel=1, parent=self)
+        self._thumbnail_jobs = JobQueue(max_parallel=1, parent=self)
         self._loading: JobHandle | None = None
         #: Replaceable for tests and other sources: fn(path, progress, cancel) -> list[SeriesInfo]
         self.scan_function: Callable = scan_with_services
@@ -362,7 +364,28 @@ class MainWindow(QMainWindow):
 
     def _on_scan_finished(self, result: ScanResult) -> None:
         self.study_browser.set_series(result.series)
+        self._start_thumbnails(result.series)
         self.load_series(default_series(result.series))
+
+    def _start_thumbnails(self, series: list[SeriesInfo]) -> None:
+        """Fill the study browser's thumbnails in the background (one file read per series)."""
+        self._thumbnail_jobs.cancel_all()
+
+        def job(progress, cancel):
+            pictures = []
+            for number, info in enumerate(series):
+                cancel.raise_if_cancelled()
+                pictures.append((info, series_thumbnail(info, THUMBNAIL_SIZE)))
+                progress((number + 1) / len(series), "thumbnails")
+            return pictures
+
+        handle = self._thumbnail_jobs.submit(job, "Thumbnails")
+        handle.finished.connect(self._on_thumbnails)
+
+    def _on_thumbnails(self, pictures) -> None:
+        for info, grey in pictures:
+            if grey is not None and not (self.document is not None and self.document.series is info):
+                self.study_browser.set_thumbnail(info, grey_pixmap(grey))
 
     def _on_series_loaded(self, series: SeriesInfo, volume: Volume) -> None:
         self.series = series
@@ -512,6 +535,8 @@ class MainWindow(QMainWindow):
         self._rebuild_recent_menu()
         file_menu.addSeparator()
         screenshot = self._action(file_menu, "Save &screenshot...", self._choose_screenshot, "Ctrl+Shift+S")
+        file_menu.addSeparator()
+        self._action(file_menu, "Annotator &name...", self._choose_annotator_name)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -673,6 +698,20 @@ class MainWindow(QMainWindow):
             except (MedviewerError, OSError) as error:
                 dialogs.show_error(self, "Cannot save screenshot", str(error))
 
+    @property
+    def annotator_name(self) -> str:
+        """Who is annotating (stored in the settings; saved with corrected labels as provenance)."""
+        return self.settings.annotator_name
+
+    def set_annotator_name(self, name: str) -> None:
+        self.settings.annotator_name = name.strip()
+        self._save_settings()
+
+    def _choose_annotator_name(self) -> None:
+        name, ok = QInputDialog.getText(self, "Annotator name", "Name saved with your annotations:", text=self.annotator_name)
+        if ok:
+            self.set_annotator_name(name)
+
     def _rebuild_recent_menu(self) -> None:
         menu = self._recent_menu
         menu.clear()
@@ -716,6 +755,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.cancel_loading()
         self.jobs.shutdown(5000)
+        self._thumbnail_jobs.shutdown(5000)
         shutdown_3d = getattr(self.volume_view, "shutdown", None)
         if callable(shutdown_3d):  # release the 3D view's OpenGL window and X connection now
             try:

@@ -762,6 +762,14 @@ class SliceView(pg.GraphicsView):
         letters["right"].move(width - letters["right"].width() - margin, (height - letters["right"].height()) // 2)
         letters["top"].move((width - letters["top"].width()) // 2, margin)
         letters["bottom"].move((width - letters["bottom"].width()) // 2, height - letters["bottom"].height() - margin)
+        # In narrow views the centred letters would sit on the corner texts: move them inwards.
+        def overlaps(letter: QLabel, texts: list[QLabel]) -> bool:
+            return any(text.text() and letter.geometry().intersects(text.geometry()) for text in texts)
+
+        if overlaps(letters["top"], [self._title, self._info_slice, self._info_top_right]):
+            letters["top"].move(letters["top"].x(), self._info_position.geometry().bottom() + 2)
+        if overlaps(letters["bottom"], [self._info_bottom_left, self._info_bottom_right]):
+            letters["bottom"].move(letters["bottom"].x(), self._info_bottom_left.y() - letters["bottom"].height() - 2)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)

@@ -236,3 +236,30 @@ def test_screenshots_of_1x3_and_2x2_layouts(viewer, artifacts_dir, tmp_path):
     assert saved.name == "shot.png" and [p.name for p in tmp_path.iterdir()] == ["shot.png"]
     # The label colour of the bone block is visible in the screenshot's axial view.
     assert pixel(viewer.slice_views[0], (50, 27, 12)) != pixel(viewer.slice_views[0], (38, 38, 12))
+
+
+def test_study_browser_lists_real_files_with_thumbnails_and_loads_on_double_click(viewer, qtbot, tmp_path, monkeypatch):
+    from medviewer.io import write_volume
+
+    thumbnails = {}
+    original = viewer.study_browser.set_thumbnail
+    monkeypatch.setattr(viewer.study_browser, "set_thumbnail",
+                        lambda series, pixmap: (thumbnails.__setitem__(series.description, pixmap.size().toTuple()), original(series, pixmap)))
+
+    ct = make_ct_phantom()
+    small = Volume(np.full((3, 20, 30), 500, np.int16), Geometry((30, 20, 3)), "MR")
+    write_volume(ct, tmp_path / "a_ct.nii.gz")
+    write_volume(small, tmp_path / "b_small.nii.gz")
+    with qtbot.waitSignal(viewer.document_changed, timeout=20000):
+        viewer.open_path(tmp_path)
+    browser = viewer.study_browser
+    assert browser.tree.topLevelItemCount() == 2
+    assert viewer.document.volume.geometry.size == (64, 48, 24)  # the largest series opens first
+    qtbot.waitUntil(lambda: len(thumbnails) == 2, timeout=5000)
+    assert thumbnails["b_small"] == (30, 20) and max(thumbnails["a_ct"]) == 64
+    row = next(r for r in range(2) if browser.tree.topLevelItem(r).text(2) == "30x20x3")
+    assert not browser.tree.topLevelItem(row).font(0).bold()
+    with qtbot.waitSignal(viewer.document_changed, timeout=20000):
+        browser.tree.itemActivated.emit(browser.tree.topLevelItem(row), 0)
+    assert viewer.document.volume.geometry.size == (30, 20, 3)
+    assert browser.tree.topLevelItem(row).font(0).bold()

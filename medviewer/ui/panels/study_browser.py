@@ -43,6 +43,13 @@ def volume_thumbnail(volume: Volume, size: int = THUMBNAIL_SIZE) -> QPixmap:
     return QPixmap.fromImage(qimage.scaled(target, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation))
 
 
+def grey_pixmap(grey: np.ndarray) -> QPixmap:
+    """A pixmap of a 2D uint8 array."""
+    grey = np.ascontiguousarray(grey, dtype=np.uint8)
+    image = QImage(grey.data, grey.shape[1], grey.shape[0], grey.strides[0], QImage.Format.Format_Grayscale8)
+    return QPixmap.fromImage(image.copy())
+
+
 def placeholder_thumbnail(text: str, size: int = THUMBNAIL_SIZE) -> QPixmap:
     pixmap = QPixmap(size, size)
     pixmap.fill(QColor(40, 40, 48))
