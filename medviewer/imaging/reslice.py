@@ -237,3 +237,38 @@ def slice_position_text(geometry: Geometry, mapping: SliceMapping, cursor_world:
     world = geometry.index_to_world(index)
     axis = mapping.normal_world_axis
     return f"{_POSITIVE_LETTERS[axis]} {world[axis]:.1f} mm"
+
+
+#: Modalities whose 2D images are projections, not slices: no anatomical plane, no slice position.
+PROJECTION_MODALITIES = frozenset({"CR", "DX", "MG", "XA", "RF", "PX", "IO", "US", "OT", "SC"})
+_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H", "S": "I", "I": "S"}
+
+
+def is_projection_image(volume) -> bool:
+    """A 2D image with no known place in patient space (radiograph, photo, PNG...).
+
+    True for single-slice images of projection modalities (or of none) whose direction
+    is the identity, i.e. the file gave no ImageOrientationPatient; a 2D image with a
+    real orientation is shown in its anatomical plane.
+    """
+    if not volume.is_2d or not np.allclose(volume.geometry.direction_matrix, np.eye(3)):
+        return False
+    modality = (volume.modality or "").upper()
+    return not modality or modality in PROJECTION_MODALITIES or bool(volume.metadata.extra.get("two_dimensional"))
+
+
+def projection_letters(patient_orientation) -> dict[str, str]:
+    """Edge letters of a projection image from DICOM PatientOrientation (row, column directions).
+
+    ``["L", "F"]`` (a PA chest film) gives right = L, left = R, bottom = F, top = H.
+    Unknown or missing orientation gives no letters rather than invented ones.
+    """
+    try:
+        row_direction, column_direction = (str(v).upper() for v in patient_orientation)
+    except (TypeError, ValueError):
+        return {"left": "", "right": "", "top": "", "bottom": ""}
+
+    def opposite(letters: str) -> str:
+        return "".join(_OPPOSITE.get(c, "") for c in letters) if all(c in _OPPOSITE for c in letters) else ""
+
+    return {"right": row_direction, "left": opposite(row_direction), "bottom": column_direction, "top": opposite(column_direction)}

@@ -57,7 +57,14 @@ from medviewer.core.document import Document
 from medviewer.core.labels import LabelMap
 from medviewer.imaging import measurements as measure
 from medviewer.imaging.overlays import label_argb_table, label_outline
-from medviewer.imaging.reslice import PLANES, SliceMapping, slice_mapping, slice_position_text
+from medviewer.imaging.reslice import (
+    PLANES,
+    SliceMapping,
+    is_projection_image,
+    projection_letters,
+    slice_mapping,
+    slice_position_text,
+)
 from medviewer.imaging.window_level import SliceWindowing, Window, argb32, colormap_lookup_table, window_after_drag
 from medviewer.services.workspace import DisplaySettings
 from medviewer.tools.base import PointerAction, PointerEvent, Tool, ToolPreview
@@ -391,7 +398,7 @@ class SliceView(pg.GraphicsView):
     @property
     def letters(self) -> dict[str, str]:
         """Orientation letters shown at the edges ({} without a document)."""
-        return dict(self.mapping.letters) if self.mapping else {}
+        return {edge: label.text() for edge, label in self._letters.items()} if self.mapping else {}
 
     def overlay_text(self) -> dict[str, str]:
         """The texts drawn over the view (for tests and screenshots)."""
@@ -734,14 +741,20 @@ class SliceView(pg.GraphicsView):
         else:
             window = self.display.window
             inverted = " inv" if self.display.invert else ""
+            projection = is_projection_image(doc.volume)
             texts = (
-                f"{self.slice_index + 1} / {m.slice_count}",
-                slice_position_text(doc.geometry, m, doc.cursor, self.slice_index),
+                f"{self.slice_index + 1} / {m.slice_count}" if not projection else doc.volume.modality,
+                slice_position_text(doc.geometry, m, doc.cursor, self.slice_index) if not projection else "",
                 f"W {window.width:.0f}  L {window.center:.0f}{inverted}",
                 f"{self._zoom * 100:.0f}%",
-                "oblique" if m.oblique else "",
+                "oblique" if m.oblique and not projection else "",
             )
             letters = m.letters
+            if projection:
+                # A radiograph or photo is not an axial slice: name it plainly and take its
+                # letters from DICOM PatientOrientation when the reader provides it.
+                moved |= self._title.set_text("Image")
+                letters = projection_letters(doc.volume.metadata.extra.get("patient_orientation"))
         for label, text in zip(labels, texts):
             moved |= label.set_text(text)
         for edge, label in self._letters.items():

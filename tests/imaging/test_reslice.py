@@ -108,3 +108,19 @@ def test_single_slice_plane_and_position_text():
     geometry = Geometry((4, 4, 10), (1, 1, 2.5), (0, 0, -10))
     mapping = slice_mapping(geometry, AXIAL)
     assert slice_position_text(geometry, mapping, np.zeros(3), 4) == "S 0.0 mm"
+
+
+def test_projection_images_get_letters_only_from_patient_orientation():
+    from medviewer.core import Volume, VolumeMetadata
+    from medviewer.imaging.reslice import is_projection_image, projection_letters
+
+    flat = np.zeros((1, 4, 5), np.uint16)
+    assert is_projection_image(Volume(flat, Geometry((5, 4, 1)), "DX"))
+    assert is_projection_image(Volume(flat, Geometry((5, 4, 1)), "", VolumeMetadata(extra={"two_dimensional": True})))
+    assert not is_projection_image(Volume(flat, Geometry((5, 4, 1)), "CT"))  # a single CT slice is axial
+    oriented = Geometry((5, 4, 1), direction=(1, 0, 0, 0, 0, 1, 0, -1, 0))
+    assert not is_projection_image(Volume(flat, oriented, "DX"))  # a known orientation is used as is
+    assert not is_projection_image(Volume(np.zeros((2, 4, 5)), Geometry((5, 4, 2)), "DX"))
+    assert projection_letters(["L", "F"]) == {"right": "L", "left": "R", "bottom": "F", "top": "H"}
+    assert projection_letters(["P", "FL"]) == {"right": "P", "left": "A", "bottom": "FL", "top": "HR"}
+    assert projection_letters(None) == {"left": "", "right": "", "top": "", "bottom": ""}

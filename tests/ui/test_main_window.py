@@ -263,3 +263,19 @@ def test_study_browser_lists_real_files_with_thumbnails_and_loads_on_double_clic
         browser.tree.itemActivated.emit(browser.tree.topLevelItem(row), 0)
     assert viewer.document.volume.geometry.size == (30, 20, 3)
     assert browser.tree.topLevelItem(row).font(0).bold()
+
+
+def test_radiograph_without_orientation_is_not_called_axial(viewer):
+    from medviewer.core import VolumeMetadata
+
+    film = Volume(np.zeros((1, 60, 40), np.uint16), Geometry((40, 60, 1), (0.2, 0.2, 1.0)), "DX",
+                  VolumeMetadata(extra={"patient_orientation": ["L", "F"]}))
+    viewer.open_volume(film)
+    settle()
+    axial = viewer.slice_views[0]
+    text = axial.overlay_text()
+    assert axial.isVisible() and text["top_left"].startswith("Image DX")
+    assert axial.letters == {"left": "R", "right": "L", "top": "H", "bottom": "F"}
+    viewer.open_volume(Volume(np.zeros((1, 60, 40), np.uint8), Geometry((40, 60, 1)), "", VolumeMetadata(extra={"two_dimensional": True})))
+    settle()
+    assert axial.letters == {"left": "", "right": "", "top": "", "bottom": ""}
