@@ -442,3 +442,41 @@ def test_status_bar_shows_what_is_under_the_mouse(viewer):
     mouse(axial, "move", (31, 37, 12), buttons=Qt.MouseButton.NoButton)
     assert viewer.status_text()["label"] == "Label 1 (1)"
 
+
+
+def test_pan_and_zoom_with_the_mouse(viewer, qtbot):
+    document = viewer.open_volume(make_ct_phantom())
+    axial = viewer.slice_views[0]
+    cursor = document.cursor
+    voxel = (32, 24, 12)
+    before = axial.index_to_widget(voxel)
+
+    def drag_with(button, start, end, buttons=None):
+        mouse(axial, "press", start, button=button)
+        mouse(axial, "move", end, buttons=buttons or button)
+        mouse(axial, "release", end, button=button)
+
+    start = QPointF(axial.width() / 2, axial.height() / 2)
+    drag_with(Qt.MouseButton.MiddleButton, start, start + QPointF(40, 25))
+    moved = axial.index_to_widget(voxel)
+    assert (moved.x() - before.x(), moved.y() - before.y()) == pytest.approx((40, 25), abs=0.5)
+
+    axial.setFocus()
+    qtbot.keyPress(axial, Qt.Key.Key_Space)
+    drag_with(Qt.MouseButton.LeftButton, start, start + QPointF(-40, -25))
+    qtbot.keyRelease(axial, Qt.Key.Key_Space)
+    back = axial.index_to_widget(voxel)
+    assert (back.x(), back.y()) == pytest.approx((before.x(), before.y()), abs=0.5)
+    assert np.allclose(document.cursor, cursor)  # panning never moves the crosshair
+
+    zoom = axial.zoom
+    drag_with(Qt.MouseButton.RightButton, start, start + QPointF(0, -50))  # drag up: zoom in
+    assert axial.zoom == pytest.approx(zoom * np.exp(0.5), rel=0.02)
+    viewer.set_interaction_mode("zoom")
+    drag_with(Qt.MouseButton.LeftButton, start, start + QPointF(0, 50), buttons=Qt.MouseButton.LeftButton)
+    assert axial.zoom == pytest.approx(zoom, rel=0.02)
+    viewer.set_interaction_mode("window_level")
+    window = viewer.display.window
+    drag(axial, (20, 24, 12), (20, 30, 12))  # plain left drag now levels
+    assert viewer.display.window.center > window.center
+    assert np.allclose(document.cursor, cursor)
