@@ -56,7 +56,7 @@ from medviewer.core.detection import Detection, DetectionStatus
 from medviewer.core.document import Document
 from medviewer.core.labels import LabelMap
 from medviewer.imaging import measurements as measure
-from medviewer.imaging.overlays import label_argb_table, label_outline
+from medviewer.imaging.overlays import LabelBounds, label_argb_table, label_outline
 from medviewer.imaging.reslice import (
     PLANES,
     SliceMapping,
@@ -149,6 +149,17 @@ _BUTTON_NAMES = {
     Qt.MouseButton.RightButton: "right",
     Qt.MouseButton.MiddleButton: "middle",
 }
+
+
+_BOUNDS: "weakref.WeakKeyDictionary[LabelMap, LabelBounds]" = weakref.WeakKeyDictionary()
+
+
+def _label_bounds(label_map: LabelMap) -> LabelBounds:
+    """The running bounding box of a label map's voxels, shared by all views."""
+    bounds = _BOUNDS.get(label_map)
+    if bounds is None:
+        bounds = _BOUNDS[label_map] = LabelBounds()
+    return bounds
 
 
 class ArgbImageItem(QGraphicsItem):
@@ -480,6 +491,7 @@ class SliceView(pg.GraphicsView):
         self._update_texts()
 
     def _on_labels_changed(self, label_map: LabelMap, region) -> None:
+        _label_bounds(label_map).grow(region)
         if self.mapping is not None and self.mapping.region_hits_slice(region, self.slice_index):
             self._render_labels(label_map)
 
@@ -551,15 +563,22 @@ class SliceView(pg.GraphicsView):
         if not settings.visible:
             item.hide()
             return
+        # Read only the labelled block of the slice (the label map's running bounding box),
+        # then draw only the box of the labelled pixels in it: most slices hold small regions.
+        box = _label_bounds(label_map).box(label_map.array)
+        if box is None or not self.mapping.region_hits_slice(box, self.slice_index):
+            item.hide()
+            return
+        block_row, block_col, block_rows, block_cols = self.mapping.region_display_rect(box)
         plane = self.mapping.slice_of(label_map.array, self.slice_index)
-        # Draw only the bounding box of the labelled pixels: most slices hold small regions.
+        plane = plane[block_row : block_row + block_rows, block_col : block_col + block_cols]
         rows = np.flatnonzero(plane.any(axis=1))
         if rows.size == 0:
             item.hide()
             return
         cols = np.flatnonzero(plane[rows[0] : rows[-1] + 1].any(axis=0))
-        row0, col0 = int(rows[0]), int(cols[0])
-        plane = plane[row0 : rows[-1] + 1, col0 : cols[-1] + 1]
+        row0, col0 = block_row + int(rows[0]), block_col + int(cols[0])
+        plane = plane[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         if settings.outline:
             plane = label_outline(np.pad(plane, 1))[1:-1, 1:-1]
         # Keyed on the table's content: tools may add labels and only notify a voxel change.

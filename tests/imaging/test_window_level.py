@@ -85,3 +85,4 @@ def test_colormaps_run_from_dark_to_bright_and_invert():
     assert colormap_lookup_table("hot")[-1].tolist() == [255, 255, 255]
     with pytest.raises(ValueError):
         colormap_lookup_table("rainbow-unicorn")
+
