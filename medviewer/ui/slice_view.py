@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainterPath, QPen, QTransform
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QFrame,
     QGraphicsEllipseItem,
@@ -48,7 +48,6 @@ from PySide6.QtWidgets import (
     QGraphicsPathItem,
     QGraphicsRectItem,
     QGraphicsSimpleTextItem,
-    QLabel,
     QWidget,
 )
 
@@ -201,27 +200,83 @@ class ArgbImageItem(QGraphicsItem):
             painter.drawImage(self._rect, self._qimage)
 
 
-class _OverlayLabel(QLabel):
-    """Text drawn over the image (letters, slice info); transparent to the mouse."""
+class _OverlayText:
+    """A line of text drawn over the image (letters, slice info) by the view's ``drawForeground``.
 
-    def __init__(self, parent: QWidget, color: str = "#e8e8e8", bold: bool = False, size: int = 10) -> None:
-        super().__init__(parent)
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
-        font = QFont()
-        font.setPointSize(size)
-        font.setBold(bold)
-        self.setFont(font)
-        self.setStyleSheet(f"color: {color}; background: transparent;")
+    Rendered once into a pixmap when it changes (with a dark shadow for contrast on
+    bright images) and blitted on every repaint: much cheaper than child QLabels, which
+    Qt would repaint as separate widgets whenever the image changes.
+    """
+
+    def __init__(self, view: "SliceView", color: str = "#e8e8e8", bold: bool = False, size: int = 10) -> None:
+        self._view = view
+        self._text = ""
+        self._color = QColor(color)
+        self._font = QFont()
+        self._font.setPointSize(size)
+        self._font.setBold(bold)
+        self._pixmap: QPixmap | None = None
+        self._rect = QRect(0, 0, 0, 0)
+
+    def text(self) -> str:
+        return self._text
 
     def set_text(self, text: str) -> bool:
-        """Change the text; True when the label's size changed (it must be placed again)."""
-        if text == self.text():
+        """Change the text; True when its size changed (the overlays must be placed again)."""
+        if text == self._text:
             return False
-        size = self.size()
-        self.setText(text)
-        self.adjustSize()
-        return self.size() != size
+        old = QRect(self._rect)
+        self._text = text
+        self._render()
+        self._view.viewport().update(old.united(self._rect))
+        return old.size() != self._rect.size()
+
+    def _render(self) -> None:
+        if not self._text:
+            self._pixmap = None
+            self._rect.setSize(QSize(0, 0))
+            return
+        metrics = QFontMetrics(self._font)
+        size = QSize(metrics.horizontalAdvance(self._text) + 2, metrics.height() + 1)
+        ratio = self._view.devicePixelRatioF()
+        pixmap = QPixmap(size * ratio)
+        pixmap.setDevicePixelRatio(ratio)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setFont(self._font)
+        baseline = metrics.ascent()
+        painter.setPen(QColor(0, 0, 0, 200))
+        painter.drawText(1, baseline + 1, self._text)
+        painter.setPen(self._color)
+        painter.drawText(0, baseline, self._text)
+        painter.end()
+        self._pixmap = pixmap
+        self._rect.setSize(size)
+
+    def move(self, x: int, y: int) -> None:
+        if (x, y) != (self._rect.x(), self._rect.y()):
+            old = QRect(self._rect)
+            self._rect.moveTo(int(x), int(y))
+            self._view.viewport().update(old.united(self._rect))
+
+    def x(self) -> int:
+        return self._rect.x()
+
+    def y(self) -> int:
+        return self._rect.y()
+
+    def width(self) -> int:
+        return self._rect.width()
+
+    def height(self) -> int:
+        return self._rect.height() if self._text else QFontMetrics(self._font).height() + 1
+
+    def geometry(self) -> QRect:
+        return QRect(self._rect)
+
+    def paint(self, painter: QPainter) -> None:
+        if self._pixmap is not None:
+            painter.drawPixmap(self._rect.topLeft(), self._pixmap)
 
 
 class SliceView(pg.GraphicsView):
@@ -290,14 +345,22 @@ class SliceView(pg.GraphicsView):
         self._measurement_items: list = []
         self._measurement_text_cache: dict[str, str] = {}
 
-        self._letters = {edge: _OverlayLabel(self, "#ffb000", bold=True, size=12) for edge in ("left", "right", "top", "bottom")}
-        self._title = _OverlayLabel(self, "#%02x%02x%02x" % PLANE_COLORS[plane], bold=True)
-        self._title.setTextFormat(Qt.TextFormat.PlainText)
-        self._info_slice = _OverlayLabel(self)
-        self._info_position = _OverlayLabel(self)
-        self._info_bottom_left = _OverlayLabel(self)
-        self._info_bottom_right = _OverlayLabel(self)
-        self._info_top_right = _OverlayLabel(self, "#ff8040", bold=True)
+        self._letters = {edge: _OverlayText(self, "#ffb000", bold=True, size=12) for edge in ("left", "right", "top", "bottom")}
+        self._title = _OverlayText(self, "#%02x%02x%02x" % PLANE_COLORS[plane], bold=True)
+        self._info_slice = _OverlayText(self)
+        self._info_position = _OverlayText(self)
+        self._info_bottom_left = _OverlayText(self)
+        self._info_bottom_right = _OverlayText(self)
+        self._info_top_right = _OverlayText(self, "#ff8040", bold=True)
+        self._overlay_texts = [
+            self._title,
+            self._info_slice,
+            self._info_position,
+            self._info_bottom_left,
+            self._info_bottom_right,
+            self._info_top_right,
+            *self._letters.values(),
+        ]
 
         # interaction state
         self._drag: str | None = None
@@ -795,13 +858,22 @@ class SliceView(pg.GraphicsView):
         letters["top"].move((width - letters["top"].width()) // 2, margin)
         letters["bottom"].move((width - letters["bottom"].width()) // 2, height - letters["bottom"].height() - margin)
         # In narrow views the centred letters would sit on the corner texts: move them inwards.
-        def overlaps(letter: QLabel, texts: list[QLabel]) -> bool:
+        def overlaps(letter: _OverlayText, texts: list[_OverlayText]) -> bool:
             return any(text.text() and letter.geometry().intersects(text.geometry()) for text in texts)
 
         if overlaps(letters["top"], [self._title, self._info_slice, self._info_top_right]):
             letters["top"].move(letters["top"].x(), self._info_position.geometry().bottom() + 2)
         if overlaps(letters["bottom"], [self._info_bottom_left, self._info_bottom_right]):
             letters["bottom"].move(letters["bottom"].x(), self._info_bottom_left.y() - letters["bottom"].height() - 2)
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt override
+        """Draw the overlay texts in viewport pixels, above the scene."""
+        super().drawForeground(painter, rect)
+        painter.save()
+        painter.resetTransform()
+        for text in self._overlay_texts:
+            text.paint(painter)
+        painter.restore()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
