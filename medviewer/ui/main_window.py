@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
 
         handle = self._start_loading_job(job, f"Scanning {name}")
         handle.finished.connect(self._on_scan_finished)
-        handle.failed.connect(lambda error, p=path: self._on_load_failed(p, error))
+        handle.failed.connect(lambda error, p=path, h=handle: self._on_scan_failed(p, error, h.traceback_text))
         self.settings.add_recent_file(path)
         self._save_settings()
         self._rebuild_recent_menu()
@@ -335,7 +335,7 @@ class MainWindow(QMainWindow):
 
         handle = self._start_loading_job(job, f"Loading {title}")
         handle.finished.connect(lambda volume, s=series: self._on_series_loaded(s, volume))
-        handle.failed.connect(lambda error, s=series: self._on_load_failed(s.source_path or title, error))
+        handle.failed.connect(lambda error, s=series, h=handle: self._on_load_failed(s.source_path or title, error, h.traceback_text))
         return handle
 
     def open_volume(self, volume: Volume, series: SeriesInfo | None = None) -> Document:
@@ -396,13 +396,17 @@ class MainWindow(QMainWindow):
             pass
         self.statusBar().showMessage(f"Opened {volume.name}", 4000)
 
-    def _on_load_failed(self, where: str, error: BaseException) -> None:
-        self.statusBar().showMessage("Opening failed", 4000)
-        details = ""
-        handle = self.sender()
-        if not isinstance(error, MedviewerError) and isinstance(handle, JobHandle):
-            details = handle.traceback_text
-        dialogs.show_error(self, "Cannot open", dialogs.error_text(error), details)
+    def _on_scan_failed(self, path: str, error: BaseException, details: str = "") -> None:
+        """Nothing could be read at ``path``: say so, and drop it from the recent files."""
+        self.settings.remove_recent_file(path)
+        self._save_settings()
+        self._rebuild_recent_menu()
+        self._on_load_failed(path, error, details)
+
+    def _on_load_failed(self, where: str, error: BaseException, details: str = "") -> None:
+        """Show why opening failed; a traceback is attached only for unexpected errors (bugs)."""
+        self.statusBar().showMessage(f"Opening {where} failed", 4000)
+        dialogs.show_error(self, "Cannot open", dialogs.error_text(error), "" if isinstance(error, MedviewerError) else details)
 
     # ------------------------------------------------------------------ label maps
     def load_label_map(self, path: str | os.PathLike[str]) -> LabelMap | None:

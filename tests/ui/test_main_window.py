@@ -83,6 +83,7 @@ def test_load_errors_are_shown_in_a_dialog(viewer, qtbot, errors):
     qtbot.waitUntil(lambda: bool(errors), timeout=2000)
     assert errors == [("Cannot open", "/broken.nii.gz: not an image")]
     assert viewer.document is None
+    assert "/broken.nii.gz" not in viewer.settings.recent_files
 
 
 def test_label_map_with_mismatched_geometry_is_refused_with_a_clear_error(viewer, tmp_path, errors):
