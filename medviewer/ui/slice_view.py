@@ -342,6 +342,7 @@ class SliceView(pg.GraphicsView):
 
         self._box_items: list[list] = []  # [rect item, text item, state drawn]
         self._drawn_boxes: list[tuple[Detection, QRectF]] = []
+        self._box_cache: tuple[list[Detection], np.ndarray, np.ndarray] | None = None
         self._measurement_items: list = []
         self._measurement_text_cache: dict[str, str] = {}
 
@@ -387,6 +388,7 @@ class SliceView(pg.GraphicsView):
             self.view_box.removeItem(item)
         self._label_items = weakref.WeakKeyDictionary()
         self._measurement_text_cache.clear()
+        self._box_cache = None
         self._value_span = None
         self._clear_preview()
         if document is None:
@@ -404,7 +406,7 @@ class SliceView(pg.GraphicsView):
         document.labels_changed.connect(self._on_labels_changed)
         document.label_maps_changed.connect(self._on_label_maps_changed)
         document.label_table_changed.connect(self._on_label_table_changed)
-        document.detections_changed.connect(self._update_detections)
+        document.detections_changed.connect(self._on_detections_changed)
         document.selection_changed.connect(self._on_selection_changed)
         if measurements is not None:
             measurements.changed.connect(self._on_measurements_changed)
@@ -520,7 +522,7 @@ class SliceView(pg.GraphicsView):
                 (doc.labels_changed, self._on_labels_changed),
                 (doc.label_maps_changed, self._on_label_maps_changed),
                 (doc.label_table_changed, self._on_label_table_changed),
-                (doc.detections_changed, self._update_detections),
+                (doc.detections_changed, self._on_detections_changed),
                 (doc.selection_changed, self._on_selection_changed),
             ):
                 signal.disconnect(slot)
@@ -669,25 +671,35 @@ class SliceView(pg.GraphicsView):
         self._crosshair_v.setLine(x, top, x, top + height)
         self._crosshair_h.setLine(left, y, left + width, y)
 
-    def _detection_rect(self, detection: Detection) -> QRectF | None:
-        """View-space rectangle of a box on the displayed slice, or None when it misses the slice."""
-        m = self.mapping
-        low, high = detection.index_bounds(self.document.geometry)
-        lo_n, hi_n = sorted((low[m.normal_axis], high[m.normal_axis]))
-        if not (lo_n < self.slice_index + 0.5 and hi_n > self.slice_index - 0.5):
-            return None
-        corners = m.index_to_display(np.stack([low, high]))
-        x0, x1 = sorted(corners[:, 0] * m.col_spacing)
-        y0, y1 = sorted(corners[:, 1] * m.row_spacing)
-        return QRectF(x0, y0, x1 - x0, y1 - y0)
+    def _detection_boxes(self) -> tuple[list[Detection], np.ndarray, np.ndarray]:
+        """Every detection's box in display coordinates (col, row, slice): low and high corners.
+
+        Computed once per ``detections_changed``, so a slice change only compares numbers.
+        """
+        if self._box_cache is None:
+            detections = list(self.document.detections)
+            low = high = np.zeros((0, 3))
+            if detections:
+                bounds = np.array([np.stack(d.index_bounds(self.document.geometry)) for d in detections])
+                display = self.mapping.index_to_display(bounds.reshape(-1, 3)).reshape(-1, 2, 3)
+                low, high = display.min(axis=1), display.max(axis=1)
+            self._box_cache = (detections, low, high)
+        return self._box_cache
+
+    def _on_detections_changed(self) -> None:
+        self._box_cache = None
+        self._update_detections()
 
     def _update_detections(self) -> None:
         self._drawn_boxes = []
         if self.document is not None and self.mapping is not None and self.display.detections_visible:
-            for detection in self.document.detections:
-                rect = self._detection_rect(detection)
-                if rect is not None:
-                    self._drawn_boxes.append((detection, rect))
+            detections, low, high = self._detection_boxes()
+            m, s = self.mapping, self.slice_index
+            crossing = np.flatnonzero((low[:, 2] < s + 0.5) & (high[:, 2] > s - 0.5))
+            for index in crossing:
+                x0, y0 = low[index, 0] * m.col_spacing, low[index, 1] * m.row_spacing
+                x1, y1 = high[index, 0] * m.col_spacing, high[index, 1] * m.row_spacing
+                self._drawn_boxes.append((detections[index], QRectF(x0, y0, x1 - x0, y1 - y0)))
         while len(self._box_items) < len(self._drawn_boxes):
             rect_item = QGraphicsRectItem()
             rect_item.setZValue(_Z_SHAPES)
