@@ -11,6 +11,7 @@ from medviewer.core import Detection, Document, Geometry, LabelMap, LabelTable, 
 from medviewer.imaging.phantoms import ChestPhantomParams, generate_chest_ct
 from medviewer.services.demo import DEMO_SEED
 from medviewer.ui.volume_view import DISABLE_ENV_VAR, PRESETS, VolumeView, opengl_status
+from medviewer.ui.volume_view import widget as widget_module
 from medviewer.ui.volume_view.surfaces import extract_label_surfaces, labels_to_rebuild
 
 pytestmark = pytest.mark.gui
@@ -374,13 +375,17 @@ def test_picking_a_surface_moves_the_cursor(qtbot, view, artifacts_dir):
     np.testing.assert_array_equal(document.cursor, before)
 
 
-def test_picking_the_volume_moves_the_cursor(qtbot, view):
+def test_picking_the_volume_moves_the_cursor(qtbot, view, monkeypatch):
+    # Make this small volume "large" so the fast mode draws its decimated preview first.
+    monkeypatch.setattr(widget_module, "PREVIEW_MAX_VOXELS", 30_000)
     document = make_document()
     view.set_document(document)
     view.set_preset("CT bone")
     view.set_slice_planes_visible(False)
     view.set_camera_preset("P")  # from behind: the bone rod (posterior, y = 46 +- 5 voxels) is first
-    view.render()
+    assert view.preview_mapper.GetInput().GetDimensions() == (22, 22, 22)  # every 3rd voxel
+    qtbot.waitUntil(lambda: view._showing_preview, timeout=5000)  # the quick frame
+    qtbot.waitUntil(lambda: not view._showing_preview, timeout=10000)  # then the refined one
     target = document.geometry.index_to_world(np.array([32.0, 46.0, 32.0]))
     x, y = view.world_to_display(target)
     picked = view.pick_display_point(int(round(x)), int(round(y)))
@@ -388,6 +393,42 @@ def test_picking_the_volume_moves_the_cursor(qtbot, view):
     index = document.geometry.world_to_index(picked)
     assert abs(index[0] - 32) < 2 and abs(index[2] - 32) < 2
     assert 49 <= index[1] <= 52.5  # the rod's posterior surface (y index 46 + 5), within a voxel
+
+    # A real click while the preview is drawn still picks the full-resolution volume.
+    document.set_cursor((0.0, 0.0, 0.0))
+    qtbot.waitUntil(lambda: view._showing_preview, timeout=5000)
+    target_pixel = QPoint(int(round(x)), int(round(view.vtk_widget.height() - 1 - y)))
+    with qtbot.waitSignal(view.picked, timeout=5000):
+        qtbot.mouseClick(view.vtk_widget, Qt.MouseButton.LeftButton, pos=target_pixel)
+    np.testing.assert_allclose(document.cursor, picked, atol=1e-6)
+
+
+def test_fast_interaction_draws_the_preview_unshaded_then_refines(qtbot, view, monkeypatch):
+    monkeypatch.setattr(widget_module, "PREVIEW_MAX_VOXELS", 30_000)
+    view.set_document(make_document())
+    qtbot.waitUntil(lambda: not view._showing_preview, timeout=10000)
+    assert view.volume_property.GetShade()
+    interactor = view.interactor
+    centre_x, centre_y = (n // 2 for n in view.render_window.GetSize())
+    camera = view.renderer.GetActiveCamera()
+    before = camera.GetDirectionOfProjection()
+    interactor.SetEventInformation(centre_x, centre_y, 0, 0, "\0", 0, None)
+    interactor.LeftButtonPressEvent()
+    for step in range(1, 4):
+        interactor.SetEventInformation(centre_x + 10 * step, centre_y, 0, 0, "\0", 0, None)
+        interactor.MouseMoveEvent()
+        assert view._showing_preview and not view.volume_property.GetShade()
+    cursor = view.document.cursor
+    interactor.LeftButtonReleaseEvent()
+    assert not np.allclose(camera.GetDirectionOfProjection(), before)  # it rotated
+    assert view.volume_property.GetShade()  # shading back for the refined frame
+    np.testing.assert_array_equal(view.document.cursor, cursor)  # a drag is not a click
+    qtbot.waitUntil(lambda: not view._showing_preview, timeout=10000)
+
+    view.set_quality("best")  # best quality never draws the preview
+    view.request_render()
+    qtbot.wait(50)
+    assert not view._showing_preview and view.volume.GetVisibility()
 
 
 def test_cursor_planes_and_detection_boxes(qtbot, view, artifacts_dir):

@@ -815,7 +815,16 @@ class VolumeView(QWidget):
         """
         if not self.available or self._document is None:
             return None
-        if not self.picker.Pick(x, y, 0.0, self.renderer) or self.picker.GetProp3D() is None:
+        # Pick on the full-resolution volume even while its quick preview is drawn.
+        showing_preview = self._showing_preview
+        if showing_preview:
+            self._show_volume(preview=False)
+        try:
+            hit = self.picker.Pick(x, y, 0.0, self.renderer) and self.picker.GetProp3D() is not None
+        finally:
+            if showing_preview:
+                self._show_volume(preview=True)
+        if not hit:
             return None
         world = np.asarray(self.picker.GetPickPosition(), dtype=float)
         self._document.set_cursor(world)
