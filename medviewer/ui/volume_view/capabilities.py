@@ -55,6 +55,10 @@ def opengl_status() -> OpenGLStatus:
     """
     if disabled_by_environment():
         return OpenGLStatus(False, f"the 3D view is turned off ({DISABLE_ENV_VAR} is set)")
+    from PySide6.QtGui import QGuiApplication
+
+    if QGuiApplication.instance() is None:  # not cached: the answer depends on the platform
+        return OpenGLStatus(False, "the OpenGL check needs a running QApplication")
     return _probe_opengl()
 
 
