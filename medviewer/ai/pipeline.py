@@ -53,6 +53,22 @@ def count_windows(image_size: tuple[int, ...], roi_size: tuple[int, ...], overla
     return len(dense_patch_slices(padded, roi_size, tuple(intervals)))
 
 
+def fit_roi_to_image(roi_size: tuple[int, ...], image_size: tuple[int, ...]) -> tuple[int, ...]:
+    """The sliding-window size actually used: the model's patch, shrunk where the image is thinner.
+
+    A patch larger than the image would be padded with background, and networks with
+    instance normalisation (MONAI's default) then see statistics they were never trained
+    on: a thin slab of lung gave dozens of false nodules. Shrinking keeps the window a
+    multiple of the largest power of two (up to 16: four 2x downsamplings) that divides the
+    patch, which is what the network's downsampling needs.
+    """
+    fitted = []
+    for roi, size in zip(roi_size, image_size):
+        multiple = min(roi & -roi, 16)  # largest power of two dividing roi
+        fitted.append(roi if size >= roi else max(multiple, (size // multiple) * multiple))
+    return tuple(fitted)
+
+
 def output_channels(manifest: ModelManifest) -> int:
     outputs = manifest.outputs
     if manifest.task == "segmentation":
@@ -177,7 +193,7 @@ class ModelRunner:
             progress(1.0, "")
             return output.float().cpu().numpy()[0]
 
-        roi = tuple(inference.patch_size[::-1])  # manifest (x, y, z) -> array (z, y, x)
+        roi = fit_roi_to_image(tuple(inference.patch_size[::-1]), tuple(image.shape[2:]))  # manifest is (x, y, z)
         windows = count_windows(tuple(image.shape[2:]), roi, inference.overlap)
         batches = max(1, math.ceil(windows / batch_size))
         done = 0

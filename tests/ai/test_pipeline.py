@@ -10,7 +10,7 @@ from monai.inferers import sliding_window_inference
 from scipy.spatial.transform import Rotation
 
 from medviewer.ai import devices
-from medviewer.ai.pipeline import InferenceOptions, ModelRunner, count_windows, run_model
+from medviewer.ai.pipeline import InferenceOptions, ModelRunner, count_windows, fit_roi_to_image, run_model
 from medviewer.ai.runtime import TorchPredictor
 from medviewer.core.errors import ModelError, OperationCancelled
 from medviewer.core.geometry import Geometry
@@ -254,3 +254,17 @@ def test_cpu_threads_are_restored(package_factory):
     volume, _, _ = oblique_sphere()
     run_model(package_factory("segmentation"), volume, options=InferenceOptions(cpu_threads=1))
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    "roi, image, expected",
+    [
+        ((128, 128, 128), (300, 200, 250), (128, 128, 128)),  # large image: the model's patch
+        ((128, 128, 128), (48, 240, 240), (48, 128, 128)),  # thin slab: no padding along z
+        ((128, 128, 128), (50, 240, 240), (48, 128, 128)),  # ...rounded down to a multiple of 16
+        ((8, 512, 512), (5, 300, 300), (8, 288, 288)),  # never below the patch's own multiple
+        ((96, 96, 96), (20, 100, 100), (16, 96, 96)),  # 96 = 6 x 16
+    ],
+)
+def test_sliding_window_shrinks_to_thin_images(roi, image, expected):
+    assert fit_roi_to_image(roi, image) == expected
