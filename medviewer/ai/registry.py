@@ -20,11 +20,11 @@ from typing import Iterable
 
 from medviewer.ai.manifest import MANIFEST_NAME, MODEL_CARD_NAME, ModelManifest, load_manifest, version_key
 from medviewer.core.errors import ModelError
-from medviewer.core.paths import config_dir, user_models_dir
+from medviewer.core.paths import config_dir, resources_dir, user_models_dir
 from medviewer.io.atomic import atomic_write_text
 
-#: Where the built-in packages live in a checkout (and in the frozen app's data folder).
-BUILTIN_MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+#: Where the built-in packages live (a checkout's resources/, the installed package, the frozen app).
+BUILTIN_MODELS_DIR = resources_dir() / "models"
 _EXTRA_FOLDERS_FILE = "model_folders.json"
 
 

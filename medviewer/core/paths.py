@@ -47,3 +47,20 @@ def user_models_dir() -> Path:
 def datasets_dir() -> Path:
     """Default home of annotation datasets."""
     return _base("datasets")
+
+
+def resources_dir() -> Path:
+    """Read-only files shipped with medviewer: built-in models, demo data, icons.
+
+    An installed package (wheel, ``pip install .``) and the frozen desktop app carry
+    them as the ``medviewer.resources`` package folder; a source checkout (and an
+    editable install) has them in the repository's top-level ``resources/``.
+    """
+    package_folder = Path(__file__).resolve().parents[1]
+    installed = package_folder / "resources"
+    if installed.is_dir():
+        return installed
+    checkout = package_folder.parent / "resources"
+    if checkout.is_dir():
+        return checkout
+    return installed  # missing: callers name the file they cannot find

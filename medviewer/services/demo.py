@@ -28,7 +28,7 @@ import numpy as np
 from medviewer import __version__
 from medviewer.core.errors import MedviewerError
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
-from medviewer.core.paths import cache_dir
+from medviewer.core.paths import cache_dir, resources_dir
 from medviewer.core.volume import VolumeMetadata, percentile_window
 from medviewer.io.atomic import atomic_path, atomic_write_text
 
@@ -40,7 +40,7 @@ DEMO_CT_SHAPE = (200, 512, 512)
 DEMO_CT_SPACING = (0.7, 0.7, 1.5)
 STAMP_NAME = "demo-complete.json"
 
-RESOURCES_DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo"
+RESOURCES_DEMO_DIR = resources_dir() / "demo"
 MNI_TEMPLATE_NAME = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
 
