@@ -55,6 +55,17 @@ def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.devic
     return torch.device(f"{choice}:{index}" if index else choice), []
 
 
+def describe_device(device: torch.device) -> str:
+    """A line naming ``device`` for people (Help > About, logs): the GPU model or the CPU threads."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        properties = torch.cuda.get_device_properties(index)
+        return f"CUDA GPU {index}: {properties.name} ({properties.total_memory / 2**30:.0f} GiB)"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """True for CUDA/MPS/CPU allocation failures, which deserve a retry rather than a crash."""
     if isinstance(error, torch.cuda.OutOfMemoryError):

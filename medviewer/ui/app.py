@@ -51,6 +51,9 @@ def create_application(argv: list[str] | None = None, offscreen: bool = False) -
         app.setOrganizationName("medviewer")
         app.setStyle("Fusion")
         app.setPalette(dark_palette())
+        from medviewer.ui.help_dialogs import app_icon
+
+        app.setWindowIcon(app_icon())
     return app
 
 
@@ -61,6 +64,9 @@ def run_app(path: str | None = None, demo: bool = False, layout: str | None = No
     from medviewer.ui.edit_actions import install_editing  # editing tools, undo, saving, autosave
 
     editing = install_editing(window)
+    from medviewer.ui.welcome import install_welcome  # open study / demo / recent, while no study is open
+
+    install_welcome(window)
     if layout:
         window.set_layout(layout)
     window.show()
@@ -73,8 +79,12 @@ def run_app(path: str | None = None, demo: bool = False, layout: str | None = No
     return app.exec()
 
 
-def open_demo(window: MainWindow) -> None:
-    """Generate the demo study if needed (in the background) and open its CT."""
+def open_demo(window: MainWindow, study: str = "ct_dicom_dir") -> None:
+    """Generate the demo studies if needed (in the background) and open one (default: the CT).
+
+    ``study`` names a path of ``medviewer.services.demo.DemoData``: "ct_dicom_dir",
+    "mr_path" or "radiograph_path".
+    """
     from medviewer.ui import dialogs
 
     def job(progress, cancel):
@@ -86,5 +96,5 @@ def open_demo(window: MainWindow) -> None:
     from medviewer.ui.jobs import JobProgressDialog
 
     JobProgressDialog(handle, "Preparing the demo study", window)
-    handle.finished.connect(lambda demo_data: window.open_path(str(demo_data.ct_dicom_dir)))
+    handle.finished.connect(lambda demo_data: window.open_path(str(getattr(demo_data, study))))
     handle.failed.connect(lambda error: dialogs.show_error(window, "Demo data", dialogs.error_text(error)))

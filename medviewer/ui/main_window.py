@@ -13,6 +13,8 @@ It is the hub other parts plug into:
   use its own queue.
 * ``open_path(path)`` scans and loads in the background with a progress dialog and
   Cancel; opening another path while one loads cancels the first.
+* ``set_welcome_widget(widget)`` shows ``widget`` instead of the views while no
+  study is open (``medviewer.ui.welcome``).
 
 Errors go through ``medviewer.ui.dialogs.show_error`` (non-blocking; tests patch it).
 """
@@ -139,6 +141,7 @@ class MainWindow(QMainWindow):
             view.activated.connect(self._on_view_activated)
             view.zoom_changed.connect(lambda zoom, v=view: self._on_zoom(v, zoom))
         self.volume_view: QWidget | None = None
+        self.welcome_widget: QWidget | None = None
         self._central = QWidget()
         self._grid = QGridLayout(self._central)
         self._grid.setContentsMargins(0, 0, 0, 0)
@@ -199,6 +202,15 @@ class MainWindow(QMainWindow):
             view.set_interaction_mode(mode)
         self._sync_mode_actions()
 
+    def set_welcome_widget(self, widget: QWidget | None) -> None:
+        """Show ``widget`` in place of the views whenever no document is open (None: empty views)."""
+        if self.welcome_widget is not None and self.welcome_widget is not widget:
+            self.welcome_widget.hide()
+        self.welcome_widget = widget
+        if widget is not None:
+            widget.setParent(self._central)
+        self._apply_layout()
+
     # ================================================================== layout
     def set_layout(self, name: str) -> None:
         """Arrange the views: "1x1" (the active view), "1x3" (axial, coronal, sagittal) or "2x2" (+ 3D)."""
@@ -214,6 +226,8 @@ class MainWindow(QMainWindow):
 
     def _visible_panes(self) -> list[tuple[QWidget, int, int]]:
         doc = self.document
+        if doc is None and self.welcome_widget is not None:
+            return [(self.welcome_widget, 0, 0)]
         if doc is not None and doc.volume.is_2d:
             # A 2D image (radiograph, single slice) is shown in one view, whatever the layout.
             return [(self._views_by_plane[plane_of_single_slice(doc.geometry)], 0, 0)]
@@ -229,7 +243,7 @@ class MainWindow(QMainWindow):
         shown = {id(widget) for widget, _r, _c in panes}
         for index in reversed(range(self._grid.count())):
             self._grid.takeAt(index)
-        for widget in [*self.slice_views, self.volume_view]:
+        for widget in [*self.slice_views, self.volume_view, self.welcome_widget]:
             if widget is not None and id(widget) not in shown:
                 widget.hide()
         for row in range(2):
@@ -599,6 +613,7 @@ class MainWindow(QMainWindow):
         self._mode_actions["crosshair"].setChecked(True)
         self._mode_group = mode_group
 
+        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, "F1")
         self._action(help_menu, "&About medviewer", self._about)
 
         # Toolbar
@@ -724,9 +739,14 @@ class MainWindow(QMainWindow):
         menu.setEnabled(bool(self.settings.recent_files))
 
     def _about(self) -> None:
-        from medviewer import __version__
+        from medviewer.ui.help_dialogs import show_about  # versions, compute device, model licences
 
-        dialogs.show_info(self, "About medviewer", f"medviewer {__version__}\nCT, MR and X-ray viewer with AI-assisted annotation.")
+        show_about(self)
+
+    def _show_shortcuts(self) -> None:
+        from medviewer.ui.help_dialogs import show_shortcuts  # generated from this window's actions
+
+        show_shortcuts(self)
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
