@@ -84,6 +84,7 @@ HEADER_TAGS = [
     "InstanceNumber",
     "ImagePositionPatient",
     "ImageOrientationPatient",
+    "PatientOrientation",
     "FrameOfReferenceUID",
     "TemporalPositionIdentifier",
     "SamplesPerPixel",
@@ -149,6 +150,9 @@ class FrameRecord:
     pixel_representation: int = 0
     position: tuple[float, float, float] | None = None
     orientation: tuple[float, ...] | None = None
+    #: PatientOrientation (0020,0020): patient directions of the rows and columns, e.g. ("L", "F");
+    #: the only orientation a radiograph without ImageOrientationPatient has.
+    patient_orientation: tuple[str, str] | None = None
     #: (row spacing, column spacing) in mm, as DICOM writes PixelSpacing.
     pixel_spacing: tuple[float, float] | None = None
     spacing_source: str = ""
@@ -243,6 +247,20 @@ def _numbers(value: Any, count: int) -> tuple[float, ...] | None:
     if len(numbers) != count or any(n != n or abs(n) == float("inf") for n in numbers):
         return None
     return numbers
+
+
+#: Letters of DICOM anatomical direction codes (PS3.3 C.7.6.1.1.1): anterior, posterior, right, left, head, foot.
+_DIRECTION_LETTERS = frozenset("APRLHF")
+
+
+def _direction_codes(value: Any) -> tuple[str, str] | None:
+    """PatientOrientation's two codes (e.g. ("L", "F"), or oblique ones like "LH"); None when missing or malformed."""
+    if not isinstance(value, (list, tuple, pydicom.multival.MultiValue)) or len(value) != 2:
+        return None
+    codes = tuple(str(v).strip().upper() for v in value)
+    if not all(codes) or any(set(code) - _DIRECTION_LETTERS for code in codes):
+        return None
+    return codes
 
 
 def _hashable(value: Any) -> Any:
@@ -467,6 +485,7 @@ def _base_record(header: "_Header", path: str, sop_class: str, transfer_syntax: 
         pixel_representation=_integer(header.get("PixelRepresentation")) or 0,
         position=_numbers(header.get("ImagePositionPatient"), 3),
         orientation=_numbers(header.get("ImageOrientationPatient"), 6),
+        patient_orientation=_direction_codes(header.get("PatientOrientation")),
         slice_thickness=_number(header.get("SliceThickness")),
         spacing_between_slices=_number(header.get("SpacingBetweenSlices")),
         rescale_type=_text(header.get("RescaleType")),

@@ -416,6 +416,10 @@ def _series_info(key: str, uid: str, part: _Part, part_count: int) -> SeriesInfo
             "spacing_source": first.spacing_source,
         },
     )
+    if first.orientation is None and first.patient_orientation is not None:
+        # A radiograph or secondary capture: no place in patient space, only the directions
+        # of its rows and columns, which the viewer shows as edge letters.
+        metadata.extra["patient_orientation"] = list(first.patient_orientation)
     files = list(dict.fromkeys(r.path for r in records))
     source_path = os.path.commonpath(files) if len(files) > 1 else files[0]
     metadata.source_path = source_path
