@@ -14,7 +14,8 @@ continuous display coordinates have pixel centres at integers. Slices are taken
 from the voxel grid without resampling: an oblique volume is shown along its
 closest anatomical axes (``Geometry.closest_axis_permutation``) and flagged
 ``oblique``. Extracting a slice returns a NumPy view (transposes and negative
-strides), never a copy of the volume.
+strides), never a copy of the volume; ``SlabSliceReader`` serves slices across x
+(sagittal, usually) from a small slab of neighbouring slices read in one pass.
 """
 
 from __future__ import annotations
@@ -272,3 +273,97 @@ def projection_letters(patient_orientation) -> dict[str, str]:
         return "".join(_OPPOSITE.get(c, "") for c in letters) if all(c in _OPPOSITE for c in letters) else ""
 
     return {"right": row_direction, "left": opposite(row_direction), "bottom": column_direction, "top": opposite(column_direction)}
+
+
+#: Bytes of neighbouring voxels a ``SlabSliceReader`` reads together (8 int16 or 16 uint8 slices).
+SLAB_BYTES = 16
+
+
+class SlabSliceReader:
+    """Reads 2D planes of a (z, y, x) array, slices across x a slab at a time.
+
+    Why: the array stores x contiguously, so a slice at fixed x (the sagittal view of
+    an axial stack) takes one voxel from every cache line it touches. The same memory
+    traffic brings in the neighbouring x, so this reader copies ``SLAB_BYTES`` of
+    neighbours per (z, y) in one pass (about the time of one plain slice) and serves
+    the next slices of the slab from that small copy. Memory: one slab, e.g. 2.4 MB for
+    8 int16 slices of 512 x 300; never a copy of the volume.
+
+    Planes across z or y are returned as NumPy views (they are already compact).
+    After the source array is edited, call :meth:`update` with the edited region so
+    the slab follows (label maps).
+    """
+
+    def __init__(self, slab_bytes: int = SLAB_BYTES) -> None:
+        self.slab_bytes = int(slab_bytes)
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the slab (e.g. another array will be read)."""
+        self._array: np.ndarray | None = None
+        self._key: tuple | None = None
+        self._slab: np.ndarray | None = None
+
+    @property
+    def slab_nbytes(self) -> int:
+        """Bytes held by the current slab (0 when none)."""
+        return 0 if self._slab is None else int(self._slab.nbytes)
+
+    def plane(self, array: np.ndarray, axis: int, index: int, block: tuple[slice, slice] | None = None) -> np.ndarray:
+        """The plane ``index`` across array axis ``axis`` in array order (the two other axes, in order).
+
+        ``block`` restricts it to a sub-rectangle, given as slices of those two axes
+        (e.g. a label map's bounding box), so only that part is read.
+        """
+        selector: list = [slice(None)] * 3
+        if block is not None:
+            others = [a for a in range(3) if a != axis]
+            selector[others[0]], selector[others[1]] = block
+        selector[axis] = int(index)
+        if axis != 2 or array.ndim != 3:
+            return array[tuple(selector)]
+        per_slab = self._slices_per_slab(array)
+        usable = (array.shape[2] // per_slab) * per_slab if per_slab else 0
+        if not 0 <= index < usable:  # odd types, or the last few slices of an odd width
+            return array[tuple(selector)]
+        z_span = selector[0].indices(array.shape[0])[:2]
+        y_span = selector[1].indices(array.shape[1])[:2]
+        group = index // per_slab
+        key = (group, z_span, y_span, array.shape, array.dtype.str)
+        if self._array is not array or self._key != key or self._slab is None:
+            self._array, self._key = array, key
+            self._slab = self._read_slab(array, group, z_span, y_span, per_slab)
+        return self._slab[:, :, index - group * per_slab]
+
+    def update(self, region) -> None:
+        """The source array changed in a (z, y, x) region (tuple of slices; None: anywhere)."""
+        if self._slab is None:
+            return
+        if region is None:
+            self.clear()
+            return
+        array = self._array
+        group, (z0, z1), (y0, y1) = self._key[:3]
+        per_slab = self._slab.shape[2]
+        x0 = group * per_slab
+        spans = [region[axis].indices(array.shape[axis])[:2] for axis in range(3)]
+        (rz0, rz1), (ry0, ry1), (rx0, rx1) = spans
+        if rx1 <= x0 or rx0 >= x0 + per_slab:
+            return
+        cz0, cz1, cy0, cy1 = max(rz0, z0), min(rz1, z1), max(ry0, y0), min(ry1, y1)
+        if cz1 > cz0 and cy1 > cy0:
+            self._slab[cz0 - z0 : cz1 - z0, cy0 - y0 : cy1 - y0, :] = array[cz0:cz1, cy0:cy1, x0 : x0 + per_slab]
+
+    def _slices_per_slab(self, array: np.ndarray) -> int:
+        itemsize = array.dtype.itemsize
+        if array.dtype.hasobject or self.slab_bytes % itemsize or array.strides[2] != itemsize:
+            return 0
+        return self.slab_bytes // itemsize
+
+    def _read_slab(self, array: np.ndarray, group: int, z_span, y_span, per_slab: int) -> np.ndarray:
+        usable = (array.shape[2] // per_slab) * per_slab
+        source = array[z_span[0] : z_span[1], y_span[0] : y_span[1], :usable]
+        # One opaque SLAB_BYTES-wide element per (z, y): a single strided copy moves them all.
+        grouped = source.view(np.dtype((np.void, self.slab_bytes)))
+        slab = np.ascontiguousarray(grouped[:, :, group]).view(array.dtype)
+        return slab.reshape(source.shape[0], source.shape[1], per_slab)

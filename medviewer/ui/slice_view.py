@@ -58,6 +58,7 @@ from medviewer.imaging import measurements as measure
 from medviewer.imaging.overlays import LabelBounds, label_argb_table, label_outline
 from medviewer.imaging.reslice import (
     PLANES,
+    SlabSliceReader,
     SliceMapping,
     is_projection_image,
     projection_letters,
@@ -317,11 +318,14 @@ class SliceView(pg.GraphicsView):
         self.image_item.setZValue(_Z_IMAGE)
         self.view_box.addItem(self.image_item)
         self._windowing = SliceWindowing()
+        # Slices across the array's x axis (sagittal) are read a slab of neighbours at a time.
+        self._image_reader = SlabSliceReader()
         self._colors_key: tuple | None = None
         self._colors: np.ndarray | None = None
 
         self._label_items: "weakref.WeakKeyDictionary[LabelMap, ArgbImageItem]" = weakref.WeakKeyDictionary()
         self._label_tables: "weakref.WeakKeyDictionary[LabelMap, tuple]" = weakref.WeakKeyDictionary()
+        self._label_readers: "weakref.WeakKeyDictionary[LabelMap, SlabSliceReader]" = weakref.WeakKeyDictionary()
 
         self._preview_item = ArgbImageItem()
         self._preview_item.setZValue(_Z_PREVIEW)
@@ -387,6 +391,8 @@ class SliceView(pg.GraphicsView):
         for item in list(self._label_items.values()):
             self.view_box.removeItem(item)
         self._label_items = weakref.WeakKeyDictionary()
+        self._label_readers = weakref.WeakKeyDictionary()
+        self._image_reader.clear()
         self._measurement_text_cache.clear()
         self._box_cache = None
         self._value_span = None
@@ -557,6 +563,9 @@ class SliceView(pg.GraphicsView):
 
     def _on_labels_changed(self, label_map: LabelMap, region) -> None:
         _label_bounds(label_map).grow(region)
+        reader = self._label_readers.get(label_map)
+        if reader is not None:
+            reader.update(region)
         if self.mapping is not None and self.mapping.region_hits_slice(region, self.slice_index):
             self._render_labels(label_map)
 
@@ -609,6 +618,13 @@ class SliceView(pg.GraphicsView):
         transform.translate(col0 - 0.5, row0 - 0.5)
         return transform
 
+    def _plane(self, reader: SlabSliceReader, array: np.ndarray, box=None) -> np.ndarray:
+        """The displayed slice of a (z, y, x) array in display order, or of its ``box`` block only."""
+        m = self.mapping
+        axis = m.array_axis(m.normal_axis)
+        block = None if box is None else tuple(box[a] for a in range(3) if a != axis)
+        return m.orient_plane(reader.plane(array, axis, self.slice_index, block))
+
     def _render_image(self) -> None:
         if self.document is None or self.mapping is None:
             return
@@ -617,7 +633,7 @@ class SliceView(pg.GraphicsView):
         if colors_key != self._colors_key:
             self._colors = argb32(colormap_lookup_table(display.colormap, display.invert))
             self._colors_key = colors_key
-        plane = self.mapping.slice_of(self.document.volume.array, self.slice_index)
+        plane = self._plane(self._image_reader, self.document.volume.array)
         self.image_item.set_pixels(self._windowing.apply_argb(plane, display.window.center, display.window.width, self._colors))
 
     def _render_labels(self, label_map: LabelMap) -> None:
@@ -634,9 +650,11 @@ class SliceView(pg.GraphicsView):
         if box is None or not self.mapping.region_hits_slice(box, self.slice_index):
             item.hide()
             return
-        block_row, block_col, block_rows, block_cols = self.mapping.region_display_rect(box)
-        plane = self.mapping.slice_of(label_map.array, self.slice_index)
-        plane = plane[block_row : block_row + block_rows, block_col : block_col + block_cols]
+        block_row, block_col, _rows, _cols = self.mapping.region_display_rect(box)
+        reader = self._label_readers.get(label_map)
+        if reader is None:
+            reader = self._label_readers[label_map] = SlabSliceReader()
+        plane = self._plane(reader, label_map.array, box)
         rows = np.flatnonzero(plane.any(axis=1))
         if rows.size == 0:
             item.hide()

@@ -124,3 +124,48 @@ def test_projection_images_get_letters_only_from_patient_orientation():
     assert projection_letters(["L", "F"]) == {"right": "L", "left": "R", "bottom": "F", "top": "H"}
     assert projection_letters(["P", "FL"]) == {"right": "P", "left": "A", "bottom": "FL", "top": "HR"}
     assert projection_letters(None) == {"left": "", "right": "", "top": "", "bottom": ""}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("width", [32, 21])  # 21: the last slices do not fill a slab
+def test_slab_reader_gives_exactly_the_slices_across_x(dtype, width):
+    from medviewer.imaging.reslice import SLAB_BYTES, SlabSliceReader
+
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 250, size=(7, 9, width)).astype(dtype)
+    reader = SlabSliceReader()
+    order = list(range(width)) + list(range(width - 1, -1, -3))  # forwards, then backwards in jumps
+    for x in order:
+        np.testing.assert_array_equal(reader.plane(array, 2, x), array[:, :, x])
+        assert reader.slab_nbytes <= 7 * 9 * SLAB_BYTES  # one slab, never the volume
+        block = (slice(2, 5), slice(1, 8))
+        np.testing.assert_array_equal(reader.plane(array, 2, x, block), array[2:5, 1:8, x])
+    # Planes across z and y are plain views of the array.
+    assert np.shares_memory(reader.plane(array, 0, 3), array) and np.shares_memory(reader.plane(array, 1, 4), array)
+    np.testing.assert_array_equal(reader.plane(array, 1, 4, (slice(1, 3), slice(0, 5))), array[1:3, 4, 0:5])
+
+
+def test_slab_reader_follows_edits_of_the_array():
+    from medviewer.imaging.reslice import SlabSliceReader
+
+    labels = np.zeros((6, 8, 64), np.uint8)
+    reader = SlabSliceReader()
+    block = (slice(1, 6), slice(0, 8))
+    assert not reader.plane(labels, 2, 17, block).any()  # slab of x 16..31 is read
+    region = (slice(2, 4), slice(3, 5), slice(17, 19))
+    labels[region] = 5
+    reader.update(region)  # patched into the slab
+    np.testing.assert_array_equal(reader.plane(labels, 2, 17, block), labels[1:6, :, 17])
+    np.testing.assert_array_equal(reader.plane(labels, 2, 18, block), labels[1:6, :, 18])
+    assert reader.plane(labels, 2, 18, block).sum() == 5 * 4
+    labels[0, 0, 20] = 7  # outside the block: the slab does not hold it
+    reader.update((slice(0, 1), slice(0, 1), slice(20, 21)))
+    labels[:, :, 40] = 9  # another slab: nothing to patch
+    reader.update((slice(None), slice(None), slice(40, 41)))
+    assert (reader.plane(labels, 2, 40) == 9).all()
+    labels[5, 7, 31] = 3
+    reader.update(None)  # unknown change: read again
+    assert reader.plane(labels, 2, 31)[5, 7] == 3
+    widened = labels.astype(np.uint16)  # a new array object is noticed
+    widened[4, 4, 31] = 300
+    assert reader.plane(widened, 2, 31)[4, 4] == 300
