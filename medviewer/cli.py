@@ -35,7 +35,7 @@ def command(name: str, help_text: str, add_arguments: Callable[[argparse.Argumen
 def _gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", help="file or folder to open (DICOM folder, NIfTI, NRRD, MHA, PNG...)")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo study")
-    parser.add_argument("--layout", choices=["1x1", "1x3", "2x2"], help="initial view layout")
+    parser.add_argument("--layout", choices=["1x1", "1x3", "2x2", "3d"], help="initial view layout")
 
 
 def run_gui(args: argparse.Namespace) -> int:

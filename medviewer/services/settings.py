@@ -18,7 +18,7 @@ from medviewer.io.atomic import atomic_write_text
 
 SETTINGS_FILE = "settings.json"
 MAX_RECENT_FILES = 10
-LAYOUTS = ("1x1", "1x3", "2x2")
+LAYOUTS = ("1x1", "1x3", "2x2", "3d")  # "3d": the 3D view alone
 
 
 @dataclass

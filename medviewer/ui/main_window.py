@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
     document_changed = Signal(object)
     #: the active editing tool changed: (Tool | None)
     active_tool_changed = Signal(object)
-    #: the view layout changed: ("1x1" | "1x3" | "2x2")
+    #: the view layout changed: ("1x1" | "1x3" | "2x2" | "3d")
     layout_changed = Signal(str)
 
     def __init__(
@@ -213,7 +213,10 @@ class MainWindow(QMainWindow):
 
     # ================================================================== layout
     def set_layout(self, name: str) -> None:
-        """Arrange the views: "1x1" (the active view), "1x3" (axial, coronal, sagittal) or "2x2" (+ 3D)."""
+        """Arrange the views: "1x1" (the active view), "1x3" (axial, coronal, sagittal), "2x2" (+ 3D) or "3d" (3D alone).
+
+        The 3D view is created once and moved between layouts, never re-created (one OpenGL context).
+        """
         if name not in LAYOUTS:
             raise ValueError(f"unknown layout '{name}'; choose one of {', '.join(LAYOUTS)}")
         self.layout_name = name
@@ -233,6 +236,8 @@ class MainWindow(QMainWindow):
             return [(self._views_by_plane[plane_of_single_slice(doc.geometry)], 0, 0)]
         if self.layout_name == "1x1":
             return [(self._active_view, 0, 0)]
+        if self.layout_name == "3d":
+            return [(self._ensure_volume_view(), 0, 0)]
         views = self._views_by_plane
         if self.layout_name == "1x3":
             return [(views[AXIAL], 0, 0), (views[CORONAL], 0, 1), (views[SAGITTAL], 0, 2)]
@@ -561,8 +566,13 @@ class MainWindow(QMainWindow):
         # View: layouts
         self._layout_actions: dict[str, QAction] = {}
         layout_group = QActionGroup(self)
-        for name, title in (("1x1", "Single view (1x1)"), ("1x3", "Three views (1x3)"), ("2x2", "Four views with 3D (2x2)")):
-            action = self._action(view_menu, title, lambda _=False, n=name: self.set_layout(n), checkable=True)
+        for name, title, key in (
+            ("1x1", "Single view (1x1)", "Ctrl+1"),
+            ("1x3", "Three views (1x3)", "Ctrl+2"),
+            ("2x2", "Four views with 3D (2x2)", "Ctrl+3"),
+            ("3d", "3D view only", "Ctrl+4"),
+        ):
+            action = self._action(view_menu, title, lambda _=False, n=name: self.set_layout(n), key, checkable=True, tip=f"{title} ({key})")
             layout_group.addAction(action)
             self._layout_actions[name] = action
         view_menu.addSeparator()
@@ -622,7 +632,7 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         for name in LAYOUTS:
             action = self._layout_actions[name]
-            action.setIconText(name)
+            action.setIconText(name.upper() if name == "3d" else name)
             tb.addAction(action)
         tb.addSeparator()
         for key in ("crosshair", "window_level", "pan", "zoom", "ruler", "ellipse_roi", "rectangle_roi"):
