@@ -115,6 +115,18 @@ class EditingController:
         """Save the active label map and the boxes as an nnU-Net case (recovery files are dropped)."""
         return save_annotations(self.document, target, annotator=annotator, tracker=self.tracker)
 
+    def discard_unsaved_edits(self) -> None:
+        """The user chose Discard: drop the recovery autosave and mark the document unchanged.
+
+        The voxels are left as they are (the document is about to be replaced or closed);
+        an edit made afterwards is unsaved again and autosaved as usual.
+        """
+        for tool in self.tools.values():
+            tool.cancel()
+        if self.autosaver is not None:
+            self.autosaver.discard()
+        self.document.mark_modified(False)
+
     def close(self) -> None:
         """Forget the document: cancel interactions and drop its recovery files (a clean close)."""
         for tool in self.tools.values():

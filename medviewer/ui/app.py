@@ -83,9 +83,13 @@ def open_demo(window: MainWindow, study: str = "ct_dicom_dir") -> None:
     """Generate the demo studies if needed (in the background) and open one (default: the CT).
 
     ``study`` names a path of ``medviewer.services.demo.DemoData``: "ct_dicom_dir",
-    "mr_path" or "radiograph_path".
+    "mr_path" or "radiograph_path". Unsaved edits of the open study are resolved first
+    (Save / Discard / Cancel); on Cancel nothing is prepared or opened.
     """
     from medviewer.ui import dialogs
+
+    if not window.confirm_replace_document():
+        return
 
     def job(progress, cancel):
         from medviewer.services.demo import ensure_demo_data

@@ -11,9 +11,10 @@ extension API (menus, toolbar, ``add_panel``, ``set_active_tool``,
   Export DICOM SEG..., Choose annotation dataset...;
 * docks "Labels" (``LabelTablePanel``) and "Editing tools" (``ToolPanel``);
 * ``window.undo_stack``: the history shared with other parts (e.g. the AI panel);
-* autosave every 60 s and after 5 s idle; closing with unsaved edits asks
-  Save / Discard / Cancel; :meth:`EditingUi.offer_recovery` offers autosaves of
-  crashed sessions at start.
+* autosave every 60 s and after 5 s idle; closing the window, or opening another
+  file, folder, series or the demo, with unsaved edits asks Save / Discard / Cancel
+  (:meth:`EditingUi.resolve_unsaved_edits`, a ``window.document_guards`` entry);
+  :meth:`EditingUi.offer_recovery` offers autosaves of crashed sessions at start.
 
 Questions go through the module functions ``ask_unsaved_changes`` and
 ``ask_restore`` (tests replace them); errors through ``medviewer.ui.dialogs``.
@@ -55,7 +56,8 @@ from medviewer.ui.tool_panel import ToolPanel
 def ask_unsaved_changes(parent: QWidget) -> str:
     """Ask what to do with unsaved edits: "save", "discard" or "cancel"."""
     box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
-                      "The labels or boxes have unsaved changes. Save them to the annotation dataset?",
+                      "The labels or boxes have unsaved changes. Save them to the annotation dataset?\n\n"
+                      "Discard drops them; Cancel keeps this study open as it is.",
                       QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
                       parent)
     box.setDefaultButton(QMessageBox.StandardButton.Save)
@@ -120,6 +122,9 @@ class EditingUi(QObject):
         window.document_changed.connect(self._on_document_changed)
         window.active_tool_changed.connect(self._sync_tool_actions)
         window.installEventFilter(self)
+        guards = getattr(window, "document_guards", None)
+        if guards is not None:  # asked before another study replaces this one
+            guards.append(self.resolve_unsaved_edits)
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_S * 1000)
@@ -484,17 +489,31 @@ class EditingUi(QObject):
                 return True
         return False
 
+    def resolve_unsaved_edits(self) -> bool:
+        """Before the document goes away: ask Save / Discard / Cancel when it has unsaved edits.
+
+        Save writes the annotations as File > Save annotations does; Discard drops the
+        edits' recovery autosave. False (keep everything as it is) on Cancel or when
+        saving failed; True otherwise, also when there is nothing unsaved.
+        """
+        controller = self.controller
+        if controller is None or not controller.document.modified:
+            return True
+        answer = ask_unsaved_changes(self.window)
+        if answer == "cancel":
+            return False
+        if answer == "save":
+            return self.save_annotations()
+        controller.discard_unsaved_edits()
+        return True
+
     def confirm_close(self) -> bool:
         """Ask about unsaved edits; True when the window may close (then recovery files are dropped)."""
         controller = self.controller
         if controller is None:
             return True
-        if controller.document.modified:
-            answer = ask_unsaved_changes(self.window)
-            if answer == "cancel":
-                return False
-            if answer == "save" and not self.save_annotations():
-                return False
+        if not self.resolve_unsaved_edits():
+            return False
         self.jobs.cancel_all()
         if controller.autosaver is not None:
             controller.autosaver.wait()

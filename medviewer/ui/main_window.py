@@ -13,6 +13,9 @@ It is the hub other parts plug into:
   use its own queue.
 * ``open_path(path)`` scans and loads in the background with a progress dialog and
   Cancel; opening another path while one loads cancels the first.
+* ``document_guards``: functions ``() -> bool`` asked before another study replaces
+  the open one (``open_path``, ``load_series``); one returning False (the user chose
+  Cancel at "Unsaved changes") stops the opening. ``confirm_replace_document()`` asks them.
 * ``set_welcome_widget(widget)`` shows ``widget`` instead of the views while no
   study is open (``medviewer.ui.welcome``).
 
@@ -132,6 +135,8 @@ class MainWindow(QMainWindow):
         self.scan_function: Callable = scan_with_services
         #: Replaceable: fn(series, progress, cancel) -> Volume
         self.load_function: Callable = load_with_services
+        #: Asked before another study replaces the open one; False keeps it (see confirm_replace_document).
+        self.document_guards: list[Callable[[], bool]] = []
 
         self.slice_views = [SliceView(plane, self.display) for plane in PLANES]
         self._views_by_plane = {view.plane: view for view in self.slice_views}
@@ -319,12 +324,23 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{star}{volume.name} ({volume.modality or 'image'}) - medviewer")
 
     # ------------------------------------------------------------------ opening
-    def open_path(self, path: str | os.PathLike[str]) -> JobHandle:
+    def confirm_replace_document(self) -> bool:
+        """Whether another study may replace the open one: asks each of ``document_guards``.
+
+        The editing part's guard asks Save / Discard / Cancel when there are unsaved edits;
+        False means the user cancelled and the open study must stay as it is.
+        """
+        return all(guard() for guard in list(self.document_guards))
+
+    def open_path(self, path: str | os.PathLike[str]) -> JobHandle | None:
         """Scan ``path`` in the background, list its series, then load the largest one.
 
-        A scan or load already running is cancelled first. Returns the scan job's handle.
+        Unsaved edits are resolved first (``confirm_replace_document``); None when the
+        user cancelled. A scan or load already running is cancelled. Returns the scan job's handle.
         """
         path = os.fspath(path)
+        if not self.confirm_replace_document():
+            return None
         self.cancel_loading()
         name = Path(path).name or path
         scan = self.scan_function
@@ -343,8 +359,13 @@ class MainWindow(QMainWindow):
         self._rebuild_recent_menu()
         return handle
 
-    def load_series(self, series: SeriesInfo) -> JobHandle:
-        """Load one series' pixels in the background and show it (cancels a load in progress)."""
+    def load_series(self, series: SeriesInfo) -> JobHandle | None:
+        """Load one series' pixels in the background and show it (cancels a load in progress).
+
+        None when the user chose to keep the open study (unsaved edits, Cancel).
+        """
+        if not self.confirm_replace_document():
+            return None
         self.cancel_loading()
         load = self.load_function
         title = series.description or Path(series.source_path or "").name or "series"
