@@ -280,3 +280,70 @@ def test_radiograph_without_orientation_is_not_called_axial(viewer):
     viewer.open_volume(Volume(np.zeros((1, 60, 40), np.uint8), Geometry((40, 60, 1)), "", VolumeMetadata(extra={"two_dimensional": True})))
     settle()
     assert axial.letters == {"left": "", "right": "", "top": "", "bottom": ""}
+
+
+def test_sagittal_view_stays_exact_while_scrolling_and_editing(viewer):
+    """The sagittal view reads slabs of 8 neighbouring slices (int16): pixels must still be exact."""
+    from medviewer.core.labels import DEFAULT_COLORS
+
+    from tests.ui.test_viewer import grey as grey_at
+
+    volume = make_ct_phantom()  # bone block at i 44..55, lung block at i 10..25
+    document = viewer.open_volume(volume)
+    viewer.display.set_crosshair_visible(False)
+    sagittal = viewer.slice_views[2]
+    expected_grey = {-1000: 0, -850: 0, 40: 128, 700: 255}
+    for i in [*range(0, 64, 5), 63, 47, 48, 44, 43, 12]:  # forwards, then backwards across slab borders
+        document.set_cursor_index((i, 27, 12))
+        assert sagittal.slice_index == i
+        for j, k in ((27, 12), (15, 10), (40, 3)):
+            assert grey_at(sagittal, (i, j, k)) == expected_grey[int(volume.array[k, j, i])], (i, j, k)
+
+    labels = np.zeros(volume.array.shape, np.uint8)
+    labels[4:8, 8:32, 41] = 1
+    label_map = document.add_label_map(LabelMap(labels, volume.geometry, name="edits"))
+    viewer.display.set_label_display(label_map, opacity=1.0)
+    color = DEFAULT_COLORS[0]
+    document.set_cursor_index((41, 20, 6))
+    assert pixel(sagittal, (41, 20, 6)) == color and pixel(sagittal, (41, 20, 9)) != color
+    # An edit of a neighbouring slice in the same slab, not displayed: the slab is patched.
+    label_map.array[6, 20, 44] = 1
+    document.notify_labels_changed(label_map, (slice(6, 7), slice(20, 21), slice(44, 45)))
+    document.set_cursor_index((44, 20, 6))
+    assert pixel(sagittal, (44, 20, 6)) == color and grey_at(sagittal, (44, 20, 8)) == 255  # bone below it
+    assert grey_at(sagittal, (44, 21, 6)) == 128
+    label_map.array[6, 20, 44] = 0  # erasing on the displayed slice redraws it
+    document.notify_labels_changed(label_map, (slice(6, 7), slice(20, 21), slice(44, 45)))
+    assert grey_at(sagittal, (44, 20, 6)) == 128
+
+
+@pytest.mark.parametrize(("orientation", "letters"), [
+    (("L", "F"), {"left": "R", "right": "L", "top": "H", "bottom": "F"}),
+    (("R", "H"), {"left": "L", "right": "R", "top": "F", "bottom": "H"}),
+])
+def test_dicom_radiograph_shows_its_patient_orientation_letters(viewer, qtbot, tmp_path, orientation, letters):
+    from medviewer.io.dicom_write import write_dicom_radiograph
+
+    film = np.full((160, 120), 500, np.uint16)
+    film[:30, :30] = 3000
+    path = write_dicom_radiograph(film, tmp_path / "chest.dcm", (0.4, 0.4), patient_orientation=orientation)
+    with qtbot.waitSignal(viewer.document_changed, timeout=20000):
+        viewer.open_path(path)  # the real scan and load of a DX file (no ImageOrientationPatient)
+    settle()
+    assert viewer.document.volume.metadata.extra["patient_orientation"] == list(orientation)
+    (view,) = [v for v in viewer.slice_views if v.isVisible()]
+    assert view.letters == letters and view.overlay_text()["top_left"].startswith("Image DX")
+    # Each letter is drawn (orange pixels) at its edge of the view.
+    picture = view.grab().toImage()
+    for edge, text in view._letters.items():
+        box = text.geometry()
+        orange = 0
+        for y in range(box.top(), box.bottom() + 1):
+            for x in range(box.left(), box.right() + 1):
+                c = picture.pixelColor(x, y)
+                orange += c.red() > 200 and 120 < c.green() < 210 and c.blue() < 80
+        assert orange >= 5, edge
+    width, height = view.width(), view.height()
+    edges = {edge: text.geometry() for edge, text in view._letters.items()}
+    assert edges["left"].left() < 20 and edges["right"].right() > width - 20
+    assert edges["top"].top() < 40 and edges["bottom"].bottom() > height - 40
