@@ -229,6 +229,10 @@ CPU inference on one 512 x 512 x 200 phantom: about {metrics['seconds_per_case_c
 Synthetic nodules and vessels are idealised; real scans have many more nodule mimics.
 Nodules smaller than about 6 mm are mostly missed at {SPACING_MM:g} mm. Expect poor results on
 real patients.
+Boxes surround the region the network is confident about (probability >= 0.5), so
+they tend to be smaller than large nodules (a 30 mm nodule gets a box of about 15-25 mm).
+The network was trained on lung-cropped patches with instance normalisation: on images
+covering less than about 7 cm head to foot it becomes unreliable.
 
 ## Reproduce
 ```
