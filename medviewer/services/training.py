@@ -72,7 +72,7 @@ class TrainingJob:
     def __call__(self, progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None) -> TrainingResult:
         from medviewer.ai.training.trainer import run_training
 
-        result = run_training(self.request, progress, cancel, self._record)
+        result = run_training(self.request, progress, cancel, self._record, self.registry)
         if self.registry is not None:
             self.registry.refresh()
         return result  # type: ignore[return-value] - a single process is always rank 0
@@ -88,7 +88,7 @@ def run_training_job(
     """Run ``request`` now (the CLI's path; under torchrun, ranks other than 0 return ``None``)."""
     from medviewer.ai.training.trainer import run_training
 
-    result = run_training(request, progress, cancel, on_event)
+    result = run_training(request, progress, cancel, on_event, registry)
     if result is not None and registry is not None:
         registry.refresh()
     return result

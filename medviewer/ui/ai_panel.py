@@ -117,6 +117,18 @@ class AIPanel(QWidget):
         menu.addSeparator()
         menu.addAction("Add model folder...", self._choose_folder)
         menu.addAction("Rescan model folders", self.rescan_models)
+        menu.addSeparator()
+        menu.addAction("Retrain model...", self.open_retrain_dialog)
+
+    def open_retrain_dialog(self):
+        """The Retrain dialog (medviewer.ui.retrain_dialog); a model it writes is listed here at once."""
+        from medviewer.ui.retrain_dialog import RetrainDialog
+
+        dialog = RetrainDialog(self.service.registry, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.model_added.connect(lambda _result: self.rescan_models())
+        dialog.show()
+        return dialog
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

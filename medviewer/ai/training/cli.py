@@ -89,8 +89,8 @@ def request_from_arguments(args: argparse.Namespace, argv: Sequence[str] | None 
 class ConsoleReporter:
     """Prints stages and one line per epoch (rank 0 only: the trainer sends events from rank 0 alone)."""
 
-    def __init__(self, stream: TextIO = sys.stdout) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream  # None: whatever sys.stdout is when printing
         self.started = time.perf_counter()
 
     def __call__(self, event: TrainingEvent) -> None:
@@ -107,12 +107,12 @@ class ConsoleReporter:
 
     def _print(self, text: str) -> None:
         elapsed = time.perf_counter() - self.started
-        print(f"[{elapsed:7.1f} s] {text}", file=self.stream, flush=True)
+        print(f"[{elapsed:7.1f} s] {text}", file=self.stream or sys.stdout, flush=True)
 
 
-def print_result(result: TrainingResult, stream: TextIO = sys.stdout) -> None:
+def print_result(result: TrainingResult, stream: TextIO | None = None) -> None:
     for line in result.summary_lines():
-        print(line, file=stream)
+        print(line, file=stream or sys.stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

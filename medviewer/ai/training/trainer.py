@@ -129,8 +129,10 @@ class Trainer:
     """One training run (use ``run_training``)."""
 
     def __init__(self, request: TrainingRequest, progress: ProgressCallback = NO_PROGRESS,
-                 cancel: CancelToken | None = None, on_event: EventCallback = no_events) -> None:
+                 cancel: CancelToken | None = None, on_event: EventCallback = no_events,
+                 registry: ModelRegistry | None = None) -> None:
         self.request = request
+        self.registry = registry
         self.progress = progress
         self.cancel = cancel or CancelToken()
         self.on_event = on_event
@@ -168,8 +170,8 @@ class Trainer:
         request, context = self.request, self.context
         started = time.perf_counter()
         models_dir = Path(request.models_dir) if request.models_dir else user_models_dir()
-        registry = ModelRegistry.default(extra_folders=[*request.extra_model_folders])
-        if models_dir != user_models_dir():
+        registry = self.registry or ModelRegistry.default(extra_folders=[*request.extra_model_folders])
+        if models_dir not in registry.folders:
             registry.add_folder(models_dir, origin="user")
 
         # ---------------------------------------------------------------- base model and dataset
@@ -518,9 +520,12 @@ class Trainer:
 
 
 def run_training(request: TrainingRequest, progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None,
-                 on_event: EventCallback = no_events) -> TrainingResult | None:
-    """Train as ``request`` says; returns the result on rank 0 (``None`` on other ranks of a torchrun group)."""
-    return Trainer(request, progress, cancel, on_event).run()
+                 on_event: EventCallback = no_events, registry: ModelRegistry | None = None) -> TrainingResult | None:
+    """Train as ``request`` says; returns the result on rank 0 (``None`` on other ranks of a torchrun group).
+
+    ``registry`` is where the base model is looked up (default: the user's registry).
+    """
+    return Trainer(request, progress, cancel, on_event, registry).run()
 
 
 def is_distributed_launch() -> bool:
