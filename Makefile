@@ -46,6 +46,18 @@ test: system-deps $(STAMP) lint
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
+# One-folder desktop app in dist/medviewer/ (PyInstaller; ~5-10 min, ~1.5 GB). See packaging/README.md.
+PYINSTALLER_SPEC ?= pyinstaller>=6.10
+package: $(STAMP)
+	$(PY) -m pip install --quiet "$(PYINSTALLER_SPEC)"
+	$(PY) -m PyInstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/medviewer.spec
+	@du -sh dist/medviewer
+
+# Starts the BUILT app under Xvfb: demo study, labels, 3D view, a model run, screenshot, clean exit.
+package-test: system-deps $(STAMP)
+	@test -x dist/medviewer/medviewer || $(MAKE) package
+	PYTHON=$(PY) packaging/smoke_test.sh dist/medviewer/medviewer
+
 # Retrains the built-in demo models in resources/models/ from synthetic phantoms (fixed seeds, CPU, ~45 min).
 demo-models: $(STAMP)
 	$(PY) -m medviewer.ai.demo_models.lung_seg
