@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.ai.registry import ModelPackage, ModelRegistry
+from medviewer.core.errors import MedviewerError
 from medviewer.services.training import (
     TrainingEvent,
     TrainingJob,
@@ -269,7 +270,7 @@ class RetrainDialog(QDialog):
             return self.handle
         try:
             request = self.request()
-        except ValueError as error:
+        except (ValueError, MedviewerError) as error:
             self.status.setText(str(error))
             return None
         self._reset_curves()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from training_helpers import make_base_package, make_dataset
 
@@ -11,8 +12,17 @@ from medviewer.cli import EXIT_USER_ERROR, main
 from medviewer.core.paths import user_models_dir
 
 
-def test_train_command_writes_a_new_version_and_prints_the_comparison(tmp_path, capsys):
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Own user folders per test; one thread (the CI machine has 2 cores)."""
+    monkeypatch.setenv("MEDVIEWER_HOME", str(tmp_path / "home"))
+    previous = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_train_command_writes_a_new_version_and_prints_the_comparison(tmp_path, capsys):
     dataset = make_dataset(tmp_path / "data", seeds=range(3))
     base = make_base_package(tmp_path / "base")
     argv = ["train", "--dataset", str(dataset.root), "--base", str(base), "--name", "cli-balls", "--epochs", "2",

@@ -26,7 +26,10 @@ from medviewer.services.training import (  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def isolated(tmp_path, monkeypatch):
+    """Own user folders per test (trained models must not leak into other tests); one thread, as results
+    are reproducible for a fixed thread count (and the CI machine has 2 cores)."""
+    monkeypatch.setenv("MEDVIEWER_HOME", str(tmp_path / "home"))
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -24,6 +24,7 @@ from scipy import ndimage
 from medviewer.ai.manifest import ModelManifest
 from medviewer.ai.packaging import save_package
 from medviewer.ai.preprocess import prepare_input, resample_labels
+from medviewer.ai.training.augment import augment_intensity  # noqa: F401 - shared with fine-tuning (medviewer train)
 from medviewer.core.geometry import Geometry
 from medviewer.core.paths import cache_dir
 from medviewer.io.atomic import atomic_write_text, atomic_write_with
@@ -183,17 +184,6 @@ def random_flips(images: torch.Tensor, targets: torch.Tensor, generator: torch.G
         if torch.rand(1, generator=generator) < 0.5:
             images, targets = images.flip(axis), targets.flip(axis)
     return images, targets
-
-
-def augment_intensity(batch: torch.Tensor, generator: torch.Generator, scale: float = 0.1, shift: float = 0.05,
-                      noise: float = 0.03) -> torch.Tensor:
-    """Random contrast, brightness and Gaussian noise per patch (scanner and dose variation)."""
-    n = batch.shape[0]
-    shape = (n,) + (1,) * (batch.dim() - 1)
-    factor = 1 + (torch.rand(shape, generator=generator) * 2 - 1) * scale
-    offset = (torch.rand(shape, generator=generator) * 2 - 1) * shift
-    sigma = torch.rand(shape, generator=generator) * noise
-    return batch * factor + offset + torch.randn(batch.shape, generator=generator) * sigma
 
 
 def train_loop(network: torch.nn.Module, step: Callable[[int], torch.Tensor], iterations: int,

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from medviewer.core.errors import MedviewerError
+
 #: Value of the training target where a voxel's class is unknown (excluded from the loss).
 IGNORE_VALUE = 255
 
@@ -86,13 +88,16 @@ class TrainingSettings:
         if self.validation_cases is not None:
             self.validation_cases = tuple(str(v) for v in self.validation_cases)
         if int(self.epochs) < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+            raise MedviewerError(f"epochs must be at least 1, got {self.epochs}")
         if self.minutes is not None and float(self.minutes) <= 0:
             self.minutes = None
         if int(self.iterations_per_epoch) < 1 or int(self.batch_size) < 1:
-            raise ValueError("iterations_per_epoch and batch_size must be at least 1")
+            raise MedviewerError("iterations per epoch and batch size must be at least 1")
+        flips = (self.flip_axes or "auto").lower()
+        if flips not in ("auto", "none") and (not flips or set(flips) - set("zyx")):
+            raise MedviewerError(f"flip axes must be 'auto', 'none' or letters from 'zyx', got {self.flip_axes!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+            raise MedviewerError(f"the validation fraction must be at least 0 and below 1, got {self.validation_fraction}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

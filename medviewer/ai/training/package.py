@@ -107,7 +107,8 @@ def _table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
 def model_card(manifest: ModelManifest, base: ModelManifest, result: TrainingResult, settings: dict[str, Any],
                from_scratch: bool) -> str:
     """MODEL_CARD.md: what the model is, the training data, the settings, and validation before vs after."""
-    how = "trained from scratch (architecture and input settings of" if from_scratch else "fine-tuned from"
+    origin = (f"Trained from scratch (with the architecture and input settings of **{base.ref}**)" if from_scratch
+              else f"Fine-tuned from **{base.ref}**")
     rows = comparison_rows(result.task, result.before, result.after)
     metric = "Dice per label" if result.task == "segmentation" else "sensitivity and false positives per scan"
     history = [(r.epoch, f"{r.loss:.4f}", "n/a" if r.score is None else f"{r.score:.3f}", f"{r.seconds:.1f}")
@@ -117,7 +118,7 @@ def model_card(manifest: ModelManifest, base: ModelManifest, result: TrainingRes
 
 {manifest.description}
 
-{how} **{base.ref}**{')' if from_scratch else ''}, on the annotation dataset **{result.dataset_name}**
+{origin} on the annotation dataset **{result.dataset_name}**
 (nnU-Net v2 layout, corrected labels{' and reviewed boxes' if result.task == 'detection' else ''}).
 Task: {manifest.task}; modality: {', '.join(manifest.modality)}; input: {', '.join(f'{v:g}' for v in manifest.input.spacing or ()) or 'native'} mm, {manifest.input.orientation or 'native'} orientation.
 

@@ -176,17 +176,17 @@ class Trainer:
 
         # ---------------------------------------------------------------- base model and dataset
         self.stage(0.0, "Checking the base model and the dataset")
-        base = find_base_package(request.base, registry)
-        check_trainable(base)
-        base_manifest = base.manifest
-        dataset = NnUNetDataset(request.dataset)
-        training_data.check_dataset(dataset)
         name = request.name.strip()
         if not MODEL_NAME_PATTERN.match(name):
             raise ModelError(f"the new model's name {name!r} must start with a lower-case letter or digit and hold "
                              "only lower-case letters, digits, '.', '_' and '-'")
         if request.version is not None and not VERSION_PATTERN.match(request.version):
             raise ModelError(f"the version {request.version!r} must look like 1.2.0")
+        base = find_base_package(request.base, registry)
+        check_trainable(base)
+        base_manifest = base.manifest
+        dataset = NnUNetDataset(request.dataset)
+        training_data.check_dataset(dataset)
         checkpoint_dir = Path(request.checkpoint_dir) if request.checkpoint_dir else models_dir / ".checkpoints" / name
 
         state: dict[str, Any] | None = None
@@ -463,7 +463,9 @@ class Trainer:
             f"({dataset.root.name}); validation on {len(validation_ids)} other case(s). Parent model: "
             f"{base_manifest.ref} ({base_manifest.provenance.training_data})"
         )
-        seconds_per_epoch = float(np.median([r.seconds for r in history])) if history else 0.0
+        # Median over full epochs (the last one may have been cut short by the time budget).
+        full = [r.seconds for r in history if r.iterations == settings.iterations_per_epoch] or [r.seconds for r in history]
+        seconds_per_epoch = float(np.median(full)) if full else 0.0
 
         def metrics(after: dict) -> dict:
             return {

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from training_helpers import ball_case, make_base_package, make_dataset, read_manifest
+from training_helpers import ball_case, base_manifest, make_base_package, make_dataset, read_manifest
 
 from medviewer.ai.pipeline import ModelRunner, load_package
 from medviewer.ai.registry import ModelRegistry
 from medviewer.ai.training import IGNORE_VALUE, TrainingEvent, TrainingRequest, TrainingSettings
 from medviewer.ai.training.checkpoint import checkpoint_path, load_checkpoint
-from medviewer.ai.training.data import box_targets, detection_plan, split_cases
+from medviewer.ai.training.data import box_targets, detection_plan, segmentation_plan, split_cases
 from medviewer.ai.training.package import choose_version
 from medviewer.ai.training.trainer import run_training
 from medviewer.core.detection import Detection, DetectionStatus
@@ -31,8 +31,10 @@ from medviewer.io.nnunet_dataset import NnUNetDataset
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Training results are reproducible for a fixed thread count (and the CI machine has 2 cores)."""
+def isolated(tmp_path, monkeypatch):
+    """Own user folders per test (trained models must not leak into other tests); one thread, as results
+    are reproducible for a fixed thread count (and the CI machine has 2 cores)."""
+    monkeypatch.setenv("MEDVIEWER_HOME", str(tmp_path / "home"))
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -174,7 +176,27 @@ def test_detection_fine_tuning_from_corrected_boxes(tmp_path):
     assert metrics["validation_after"]["sensitivity"] == 1.0 and "false_positives_per_scan" in metrics["validation_before"]
 
 
+def test_training_from_scratch_predicts_the_dataset_labels(tmp_path):
+    dataset = make_dataset(tmp_path / "data")
+    liver_base = make_base_package(tmp_path / "base", name="tiny-liver", labels=("liver",))
+    result = run_training(TrainingRequest(dataset.root, liver_base, "balls-from-scratch",
+                                          quick_settings(epochs=6, learning_rate=None), from_scratch=True))
+    manifest = read_manifest(result.package_folder)
+    assert [(l["value"], l["name"]) for l in manifest["outputs"]["labels"]] == [(1, "ball"), (2, "cyst")]
+    assert manifest["runtime"]["arguments"]["out_channels"] == 3 and manifest["provenance"]["metrics"]["from_scratch"]
+    assert result.before["dice"] == {"ball": 0.0, "cyst": 0.0}  # the base predicts neither
+    assert result.after["dice"]["ball"] > 0.8 and result.after["dice"]["cyst"] > 0.7
+
+
 # ---------------------------------------------------------------------------- pieces
+def test_labels_are_matched_by_name_and_unknown_ones_are_left_out():
+    plan = segmentation_plan({"background": 0, "Ball": 1, "tumour": 2}, base_manifest())
+    assert plan.dataset_to_class == {1: 1, 2: IGNORE_VALUE}
+    assert plan.ignored == ["tumour"] and plan.missing == ["cyst"]
+    assert plan.lookup(3).tolist() == [0, 1, IGNORE_VALUE, IGNORE_VALUE]
+    assert any("'tumour'" in w for w in plan.warnings()) and any("'cyst'" in w for w in plan.warnings())
+
+
 def test_box_targets_inscribe_ellipsoids_and_keep_rejected_and_unreviewed_apart():
     geometry = Geometry((30, 30, 30), (1.0, 2.0, 1.0), (0.0, 0.0, 0.0))
     plan = detection_plan(type("M", (), {"outputs": type("O", (), {"classes": ("nodule",)})()})())
