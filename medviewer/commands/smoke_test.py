@@ -112,6 +112,9 @@ class _SmokeTest:
 
     def close(self) -> None:
         if self.window is not None:
+            import medviewer.ui.edit_actions as edit_actions
+
+            edit_actions.ask_unsaved_changes = lambda parent: "discard"  # never block on a question when quitting
             self.window.close()
 
     # ------------------------------------------------------------------ steps

@@ -20,6 +20,7 @@ from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QShortc
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QDockWidget,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -77,12 +78,22 @@ def _keys_text(sequences: list[QKeySequence]) -> str:
     return ", ".join(texts)
 
 
+def _panel_title(shortcut: QShortcut) -> str:
+    """'<title> panel' of the dock holding a QShortcut's widget, or '' when it is not in a dock."""
+    widget = shortcut.parent()
+    while isinstance(widget, QWidget):
+        if isinstance(widget, QDockWidget):
+            return f"{widget.windowTitle()} panel"
+        widget = widget.parentWidget()
+    return ""
+
+
 def collect_shortcuts(window: QMainWindow, include_gestures: bool = True) -> list[ShortcutEntry]:
     """Every keyboard shortcut of ``window``, menu by menu, then the views' own keys and gestures.
 
     Walks the menu bar (sections are menu paths such as "Tools > Brush"), then any
-    other QAction or QShortcut owned by the window that has a key (toolbar-only
-    actions, panel shortcuts), under "Other".
+    other QAction owned by the window that has a key (under "Other") and the
+    QShortcuts of panels (under "<dock title> panel").
     """
     entries: list[ShortcutEntry] = []
     seen: set[int] = set()
@@ -111,7 +122,8 @@ def collect_shortcuts(window: QMainWindow, include_gestures: bool = True) -> lis
     for shortcut in window.findChildren(QShortcut):
         keys = _keys_text([shortcut.key()])
         if keys:
-            entries.append(ShortcutEntry("Other", shortcut.whatsThis() or shortcut.objectName() or "(shortcut)", keys))
+            section = _panel_title(shortcut) or "Other"
+            entries.append(ShortcutEntry(section, shortcut.whatsThis() or shortcut.objectName() or "(shortcut of this panel)", keys))
     if include_gestures:
         entries.extend(ShortcutEntry(*gesture) for gesture in VIEW_GESTURES)
     return entries
