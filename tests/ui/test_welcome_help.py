@@ -253,3 +253,22 @@ def test_about_without_a_window_uses_the_default_registry(qtbot):
     }
     qtbot.waitUntil(lambda: dialog.device is not None, timeout=60000)
     assert dialog.device.preference == "auto"
+
+
+def test_readme_shortcut_table_matches_the_app(window):
+    """Every (action, keys) pair in the README's shortcut table is what the app's menus say."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Keyboard shortcuts\n"):]
+    section = section[: section.index("\n## ", 5)]
+    pairs = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].startswith("`"):
+            pairs += [(cells[0], cells[1].strip("`")), (cells[3], cells[4].strip("`"))]
+    assert len(pairs) >= 20
+    live = {(entry.action, entry.keys) for entry in collect_shortcuts(window, include_gestures=False)}
+    missing = [pair for pair in pairs if pair not in live]
+    assert not missing, f"README shortcuts that the app does not have: {missing}"
+    assert re.search(r"`R` resets\s+the view", section)
