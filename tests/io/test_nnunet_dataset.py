@@ -253,3 +253,24 @@ def test_stale_temporary_files_are_removed_on_save(tmp_path):
     volume = make_volume()
     dataset.save_case(volume, make_labels(volume))
     assert not stale.exists() and dataset.problems() == []
+
+
+def test_nnunet_integrity_check_passes_when_nnunetv2_is_installed(tmp_path, monkeypatch):
+    """nnU-Net's own verify_dataset_integrity accepts the dataset (skipped where nnunetv2 is absent).
+
+    nnunetv2 pulls a CUDA torch, so it is not a test dependency; with it on PYTHONPATH this runs.
+    """
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path))
+    verify = pytest.importorskip("nnunetv2.experiment_planning.verify_dataset_integrity").verify_dataset_integrity
+    dataset = NnUNetDataset.create_or_open(tmp_path, 503, "Integrity", "CT")
+    for seed, uid in enumerate(("1.2.826.0.1.3680043.2.1125.91", "1.2.826.0.1.3680043.2.1125.92")):
+        volume = make_volume(uid, seed)
+        labels = make_labels(volume)
+        dataset.save_case(volume, labels, original=labels, detections=[])
+    volume = make_volume("1.2.826.0.1.3680043.2.1125.91", 0)
+    dataset.save_case(volume, make_labels(volume))  # a second version of the first case
+    verify(str(dataset.root), 1)
+    # the check is real: a label file that disappears makes it fail
+    next((dataset.root / "labelsTr").glob("*.nii.gz")).unlink()
+    with pytest.raises(Exception):
+        verify(str(dataset.root), 1)
