@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 
 from medviewer.cli import command
+from medviewer.services.settings import LAYOUTS
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="image file or DICOM folder")
     parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--layout", choices=["1x1", "1x3", "2x2"], default="1x3", help="view layout (default 1x3)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="1x3",
+                        help="view layout (default 1x3); 2x2 and 3d include the 3D view (needs OpenGL)")
     parser.add_argument("--series", default=None, help="series to show when PATH holds several (index or UID)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--slice", type=int, default=None, help="axial slice index (k) to show; default: the middle")

@@ -20,7 +20,7 @@ from medviewer.core.labels import LabelMap
 from medviewer.core.volume import Volume
 from medviewer.imaging.window_level import Window
 
-DEFAULT_SIZES = {"1x1": (700, 700), "1x3": (1500, 560), "2x2": (1000, 1000)}
+DEFAULT_SIZES = {"1x1": (700, 700), "1x3": (1500, 560), "2x2": (1000, 1000), "3d": (800, 800)}
 
 
 def render_screenshot(

@@ -87,3 +87,26 @@ def test_mismatched_labels_and_missing_files_are_refused(qapp, phantom_files, tm
     assert "wrong.nii.gz" in capsys.readouterr().err
     assert main(["screenshot", str(tmp_path / "missing.nii.gz"), "--out", str(tmp_path / "x.png")]) == 2
     assert "missing.nii.gz" in capsys.readouterr().err
+
+
+def test_3d_layout_renders_the_volume(phantom_files, tmp_path):
+    """``--layout 3d`` pictures the 3D view alone (own process: its OpenGL context must close before Xvfb stops)."""
+    import subprocess
+    import sys
+
+    image_path, labels_path, _boxes = phantom_files
+    out = tmp_path / "three_d.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "medviewer", "screenshot", str(image_path), "--out", str(out), "--layout", "3d",
+         "--labels", str(labels_path), "--size", "500x500"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (500, 500)
+    bits = np.frombuffer(image.convertToFormat(QImage.Format.Format_RGB32).constBits(), np.uint8)
+    pixels = bits.reshape(500, -1, 4)[:, :500, :3]
+    centre, corner = pixels[200:300, 200:300], pixels[440:500, 440:500]
+    # the rendering (volume, label surface) in the middle, the dark backdrop in the corner
+    assert len(np.unique(centre.reshape(-1, 3), axis=0)) > 50
+    assert corner.reshape(-1, 3).mean(axis=0).max() < 80 and centre.reshape(-1, 3).mean(axis=0).max() > 90
