@@ -22,6 +22,7 @@ Questions go through the module functions ``ask_unsaved_changes`` and
 
 from __future__ import annotations
 
+import getpass
 import os
 from pathlib import Path
 
@@ -53,6 +54,14 @@ from medviewer.ui.tool_panel import ToolPanel
 
 
 # ---------------------------------------------------------------------------- questions (tests replace these)
+def _login_name() -> str:
+    """The account name (USER, LOGNAME or USERNAME, else the password database): the annotator when none is set."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no such variables and no passwd entry (some containers)
+        return ""
+
+
 def ask_unsaved_changes(parent: QWidget) -> str:
     """Ask what to do with unsaved edits: "save", "discard" or "cancel"."""
     box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
@@ -387,7 +396,7 @@ class EditingUi(QObject):
         """Save into the annotation dataset; True on success (errors are shown)."""
         if self.controller is None:
             return False
-        annotator = getattr(getattr(self.window, "settings", None), "annotator_name", "") or os.environ.get("USER", "")
+        annotator = getattr(getattr(self.window, "settings", None), "annotator_name", "") or _login_name()
         try:
             record = self.controller.save_annotations(self.save_target, annotator)
         except (MedviewerError, OSError) as error:

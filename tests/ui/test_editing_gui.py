@@ -3,6 +3,7 @@ undo/redo, shortcuts, label table, boxes, save on close, and crash recovery afte
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -300,6 +301,25 @@ def test_close_with_unsaved_changes_asks(window, qtbot, monkeypatch, tmp_path):
     _, labels = dataset.load_case(case)
     np.testing.assert_array_equal(labels.array, document.active_label_map.array)
     assert not recovery_folder.exists()
+
+
+
+def test_saved_provenance_names_the_annotator(window, qtbot, monkeypatch, tmp_path):
+    """The settings' annotator name goes into annotations.jsonl; without one, the login name does."""
+    _open(window, qtbot)
+    editing = window.editing
+    view = _axial(window)
+    editing.activate_tool("paint")
+    for variable in ("USER", "USERNAME", "LNAME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LOGNAME", "rad-fellow")
+    drag(view, [(48, 48, view.slice_index)])
+    assert editing.save_annotations()
+    window.set_annotator_name("Dr. A. Annotator")
+    drag(view, [(30, 40, view.slice_index)])
+    assert editing.save_annotations()
+    lines = (tmp_path / "datasets" / "Dataset520_GuiTest" / "annotations.jsonl").read_text().splitlines()
+    assert [json.loads(line)["annotator"] for line in lines] == ["rad-fellow", "Dr. A. Annotator"]
 
 
 CHILD = textwrap.dedent(
