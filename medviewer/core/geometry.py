@@ -227,6 +227,38 @@ class Geometry:
             problems.append("direction differs")
         return problems
 
+    def axis_mapping_from(self, other: "Geometry", tolerance: float = 1e-4) -> tuple[tuple[int, ...], tuple[bool, ...]] | None:
+        """How ``other`` stores this very grid with its axes permuted and/or reversed, or None.
+
+        Returns ``(axes, reversed)``: index axis ``a`` of this grid is index axis ``axes[a]``
+        of ``other``, counted backwards where ``reversed[a]``. Every voxel centre must coincide
+        within ``tolerance`` mm (e.g. a label map written bottom-up, or in RAS order by another
+        tool, over a DICOM image), so re-indexing is exact and needs no interpolation.
+        """
+        if sorted(self.size) != sorted(other.size):
+            return None
+        start = other.world_to_index(self.index_to_world(np.zeros(3)))
+        axes, flips = [], []
+        for axis in range(3):
+            step = other.world_to_index(self.index_to_world(np.eye(3)[axis])) - start
+            target = int(np.argmax(np.abs(step)))
+            if target in axes or other.size[target] != self.size[axis]:
+                return None
+            axes.append(target)
+            flips.append(bool(step[target] < 0))
+        # the two grids are affine: they coincide when the origin and the far end of every
+        # axis land on the same world points (within ``tolerance`` mm)
+        for axis in (None, 0, 1, 2):
+            mine = np.zeros(3)
+            if axis is not None:
+                mine[axis] = self.size[axis] - 1
+            theirs = np.zeros(3)
+            for a, (target, flip) in enumerate(zip(axes, flips)):
+                theirs[target] = other.size[target] - 1 - mine[a] if flip else mine[a]
+            if np.abs(self.index_to_world(mine) - other.index_to_world(theirs)).max() > tolerance:
+                return None
+        return tuple(axes), tuple(flips)
+
     def require_match(self, other: "Geometry", what: str = "label map", path: str | None = None) -> None:
         """Raise ``GeometryMismatchError`` unless ``other`` is this grid."""
         problems = self.differences(other)

@@ -176,8 +176,17 @@ class LabelMap:
         source: str = "manual",
         path: str | None = None,
     ) -> "LabelMap":
-        """A label map read with its own geometry, refused unless it equals the image's."""
-        image_geometry.require_match(array_geometry, f"label map '{name}'", path)
+        """A label map read with its own geometry, refused unless it covers the image's voxels exactly.
+
+        A file that stores the same voxel grid in another axis order (flipped rows, RAS
+        instead of LPS, ...) is re-indexed onto the image grid: every voxel keeps its world
+        position, nothing is interpolated. Anything else raises ``GeometryMismatchError``.
+        """
+        if not image_geometry.is_close(array_geometry):
+            mapping = image_geometry.axis_mapping_from(array_geometry)
+            if mapping is None:
+                image_geometry.require_match(array_geometry, f"label map '{name}'", path)
+            array = reindex_array(array, *mapping)
         return cls(array, image_geometry, table, name, source)
 
     def ensure_capacity(self, value: int) -> None:
@@ -193,3 +202,14 @@ class LabelMap:
 
     def copy(self, name: str | None = None) -> "LabelMap":
         return LabelMap(self.array.copy(), self.geometry, self.table.copy(), name or self.name, self.source)
+
+
+def reindex_array(array: np.ndarray, axes: tuple[int, ...], flips: tuple[bool, ...]) -> np.ndarray:
+    """``array`` (z, y, x) of another index order re-indexed as ``Geometry.axis_mapping_from`` describes."""
+    source = array
+    for axis, (target, flip) in enumerate(zip(axes, flips)):
+        if flip:
+            source = np.flip(source, axis=2 - target)
+    # result array axis (2 - a) is the source's array axis (2 - axes[a])
+    order = [2 - axes[2 - k] for k in range(3)]
+    return np.ascontiguousarray(np.transpose(source, order))

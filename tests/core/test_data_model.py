@@ -87,3 +87,53 @@ def test_document_detections_and_selection(volume):
     np.testing.assert_array_equal(doc.cursor_index, [2, 2, 2])
     doc.remove_detection(detection)
     assert doc.selected_detection is None and doc.detections == []
+
+
+def _stored_differently(geometry: Geometry, axes, flips) -> Geometry:
+    """``geometry``'s grid with index axis ``a`` stored as axis ``axes[a]`` (reversed where ``flips[a]``)."""
+    direction = np.zeros((3, 3))
+    spacing, size, far = [0.0] * 3, [0] * 3, np.zeros(3)
+    for a, (target, flip) in enumerate(zip(axes, flips)):
+        direction[:, target] = geometry.direction_matrix[:, a] * (-1 if flip else 1)
+        spacing[target], size[target] = geometry.spacing[a], geometry.size[a]
+        far[a] = geometry.size[a] - 1 if flip else 0
+    return Geometry.from_matrix(size, spacing, geometry.index_to_world(far), direction)
+
+
+def _resample_by_world(array, source: Geometry, target: Geometry) -> np.ndarray:
+    """Nearest-voxel lookup through world coordinates (slow, independent of the code under test)."""
+    i, j, k = np.meshgrid(*(np.arange(n) for n in target.size), indexing="ij")
+    index = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1).astype(float)
+    found = np.rint(source.world_to_index(target.index_to_world(index))).astype(int)
+    out = np.empty(target.shape, array.dtype)
+    out[index[:, 2].astype(int), index[:, 1].astype(int), index[:, 0].astype(int)] = array[found[:, 2], found[:, 1], found[:, 0]]
+    return out
+
+
+@pytest.mark.parametrize(
+    "axes, flips",
+    [((0, 1, 2), (True, True, False)), ((0, 1, 2), (False, True, False)), ((2, 0, 1), (False, True, True)), ((1, 0, 2), (True, False, True))],
+)
+def test_label_map_stored_in_another_axis_order_is_reindexed_exactly(axes, flips):
+    angle = 0.3  # an oblique image: the world lookup must still land on voxel centres
+    direction = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    image = Geometry.from_matrix((9, 7, 5), (0.7, 0.9, 2.5), (-120.5, 33.25, -1234.5), direction)
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 6, image.shape).astype(np.uint8)
+    stored_geometry = _stored_differently(image, axes, flips)
+    stored = _resample_by_world(truth, image, stored_geometry)
+    assert stored.shape != truth.shape or not np.array_equal(stored, truth)
+    assert image.axis_mapping_from(stored_geometry) == (axes, flips)
+    label_map = LabelMap.matching(stored, stored_geometry, image)
+    assert label_map.geometry == image
+    np.testing.assert_array_equal(label_map.array, truth)
+
+
+def test_label_map_in_another_axis_order_but_shifted_is_refused(volume):
+    stored = _stored_differently(volume.geometry, (0, 1, 2), (True, False, False))
+    shifted = stored.replace(origin=tuple(np.add(stored.origin, (0.25, 0.0, 0.0))))  # half a voxel
+    assert volume.geometry.axis_mapping_from(shifted) is None
+    with pytest.raises(GeometryMismatchError, match="origin"):
+        LabelMap.matching(np.zeros(volume.array.shape, np.uint8), shifted, volume.geometry)
+    other_spacing = stored.replace(spacing=(0.5, 0.5, 2.2))
+    assert volume.geometry.axis_mapping_from(other_spacing) is None

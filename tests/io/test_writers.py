@@ -102,6 +102,27 @@ def test_label_map_on_another_grid_is_refused_naming_the_file(tmp_path):
         read_label_map(tmp_path / "labels.nrrd", geometry.replace(size=(6, 7, 4)))
 
 
+
+@pytest.mark.parametrize("extension", [".nii.gz", ".nrrd"])
+def test_label_map_written_in_another_axis_order_opens_on_the_image_grid(tmp_path, extension):
+    """A file from another tool (rows bottom-up, RAS order, axes swapped) covering the same voxels opens exactly."""
+    geometry = Geometry((12, 10, 6), (0.7, 0.8, 2.5), (-30.0, 12.5, 88.0))
+    truth = np.zeros(geometry.shape, np.uint8)
+    truth[1:4, 2:6, 3:9] = 3
+    truth[5, 9, 11] = 7  # a corner voxel: any off-by-one shows
+    image = sitk.GetImageFromArray(truth)
+    image.SetSpacing(geometry.spacing)
+    image.SetOrigin(geometry.origin)
+    image.SetDirection(geometry.direction)
+    stored = sitk.PermuteAxes(sitk.Flip(image, [True, True, False]), [2, 0, 1])  # SimpleITK keeps the world grid
+    assert stored.GetSize() == (6, 12, 10)
+    path = tmp_path / f"reference{extension}"
+    sitk.WriteImage(stored, str(path))
+    label_map = read_label_map(path, geometry)
+    assert label_map.geometry == geometry
+    np.testing.assert_array_equal(label_map.array, truth)
+
+
 def test_label_map_with_fractions_or_negative_values_is_refused(tmp_path):
     geometry = Geometry((4, 3, 2))
     sitk.WriteImage(sitk.GetImageFromArray(np.full((2, 3, 4), 0.5, np.float32)), str(tmp_path / "float.nrrd"))
