@@ -1,4 +1,4 @@
-"""DICOM SEG export of a label map (highdicom), for series that came from DICOM.
+"""DICOM SEG export of a label map, and import of a SEG over its image (highdicom).
 
 The SEG references the source slices it was drawn on, so a PACS or another viewer
 puts it back over the same images. It therefore carries the source study's
@@ -8,11 +8,17 @@ back to the clinical archive, unlike the anonymous nnU-Net export.
 Each label value becomes one segment (numbered 1..N in value order, named and
 coloured from the label table). Label maps made by a model and corrected by hand
 are ``SEMIAUTOMATIC`` with the model as algorithm; hand-made ones ``MANUAL``.
+
+Import (:func:`read_dicom_seg`) places the SEG's frames on the open image's grid by
+their positions (permuting, flipping and padding, never interpolating), so a SEG that
+covers a few slices, or one written by another tool, opens as a label map whose values
+are the segment numbers, named and coloured from the segment descriptions.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from typing import Sequence
 
@@ -22,8 +28,9 @@ import pydicom
 from pydicom.sr.codedict import codes
 
 from medviewer import __version__
-from medviewer.core.errors import MedviewerError, UnsupportedFormatError
-from medviewer.core.labels import LabelMap
+from medviewer.core.errors import CorruptFileError, GeometryMismatchError, MedviewerError, UnsupportedFormatError
+from medviewer.core.geometry import Geometry
+from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.io.atomic import atomic_path
 
 #: Slice positions may differ from the label map's grid by this much (mm).
@@ -179,3 +186,114 @@ def export_dicom_seg(
     with atomic_path(target) as tmp:
         segmentation.save_as(tmp)
     return target
+
+
+def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
+    """True for a DICOM file whose modality is SEG (reads the header only)."""
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+    except (pydicom.errors.InvalidDicomError, OSError, ValueError):
+        return False
+    return getattr(header, "Modality", "") == "SEG" or str(getattr(header, "SOPClassUID", "")) == hd.sop.SegmentationStorage.uid
+
+
+def _segment_table(seg: hd.seg.Segmentation, numbers: list[int]) -> LabelTable:
+    """Label value = segment number, named by SegmentLabel, coloured by RecommendedDisplayCIELabValue."""
+    table = LabelTable()
+    for number in numbers:
+        description = seg.get_segment_description(number)
+        color = None
+        lab = getattr(description, "RecommendedDisplayCIELabValue", None)
+        if lab is not None:
+            try:
+                color = tuple(int(c) for c in hd.color.CIELabColor.from_dicom_value(lab).to_rgb(clip=True))
+            except (ValueError, TypeError):
+                color = None  # an odd colour is not worth refusing the segment for
+        table.add(number, str(description.segment_label or f"Segment {number}"), color)
+    return table
+
+
+def _frame_attribute(seg: pydicom.Dataset, index: int, group: str, keyword: str):
+    """A per-frame functional group value, else the shared one (None when neither has it)."""
+    for groups in (getattr(seg, "PerFrameFunctionalGroupsSequence", None), getattr(seg, "SharedFunctionalGroupsSequence", None)):
+        if not groups:
+            continue
+        item = groups[index] if groups is seg.get("PerFrameFunctionalGroupsSequence") else groups[0]
+        sequence = getattr(item, group, None)
+        if sequence and hasattr(sequence[0], keyword):
+            return getattr(sequence[0], keyword)
+    return None
+
+
+def _frame_indices(seg: pydicom.Dataset, index: int, geometry: Geometry, path: str) -> tuple[np.ndarray, ...]:
+    """Voxel indices (k, j, i arrays, rows x columns) of the image that frame ``index``'s pixels sit on."""
+    position = _frame_attribute(seg, index, "PlanePositionSequence", "ImagePositionPatient")
+    orientation = _frame_attribute(seg, index, "PlaneOrientationSequence", "ImageOrientationPatient")
+    spacing = _frame_attribute(seg, index, "PixelMeasuresSequence", "PixelSpacing")
+    if position is None or orientation is None or spacing is None:
+        raise CorruptFileError(f"frame {index + 1} of the DICOM SEG has no plane position, orientation or pixel spacing", path)
+    orientation = np.asarray(orientation, float)
+    row_spacing, column_spacing = (float(v) for v in spacing)
+    first = geometry.world_to_index(np.asarray(position, float))
+    along_row = geometry.world_to_index(np.asarray(position, float) + orientation[:3] * column_spacing) - first
+    along_column = geometry.world_to_index(np.asarray(position, float) + orientation[3:] * row_spacing) - first
+    rounded = np.rint(first)
+    steps_ok = all(
+        np.allclose(np.abs(step), np.eye(3)[int(np.argmax(np.abs(step)))], atol=1e-3) for step in (along_row, along_column)
+    )
+    if not steps_ok or np.abs((first - rounded) * np.asarray(geometry.spacing)).max() > POSITION_TOLERANCE_MM:
+        raise GeometryMismatchError(
+            f"frame {index + 1} of the DICOM SEG does not lie on the image's voxel grid (was it drawn on another series?)", path
+        )
+    rows, columns = np.mgrid[0 : int(seg.Rows), 0 : int(seg.Columns)]
+    index_xyz = rounded[:, None, None] + np.rint(along_row)[:, None, None] * columns + np.rint(along_column)[:, None, None] * rows
+    return tuple(index_xyz[::-1].astype(np.intp))  # (k, j, i)
+
+
+def read_dicom_seg(path: str | os.PathLike[str], image_geometry: Geometry, name: str | None = None) -> LabelMap:
+    """A DICOM SEG as a label map on ``image_geometry`` (voxel value = segment number).
+
+    Every frame is placed by its own plane position and orientation, so sparse frames,
+    any frame order and flipped or transposed planes work; nothing is interpolated. A
+    FRACTIONAL segment covers the voxels of at least 50 %; where segments overlap, the
+    higher segment number wins. Raises ``GeometryMismatchError`` when the frames do not
+    lie on the image's voxel grid and ``CorruptFileError`` for an unreadable SEG.
+    """
+    path = os.fspath(path)
+    try:
+        seg = hd.seg.segread(path)
+        numbers = [int(n) for n in seg.segment_numbers]
+        kind = seg.segmentation_type
+    except (pydicom.errors.InvalidDicomError, OSError, ValueError, AttributeError, KeyError, TypeError, IndexError,
+            struct.error, EOFError) as error:  # truncated or damaged files fail in many places
+        raise CorruptFileError(f"not a readable DICOM SEG ({error})", path) from None
+    if not numbers:
+        raise CorruptFileError("the DICOM SEG describes no segments", path)
+    array = np.zeros(image_geometry.shape, np.uint8 if max(numbers) < 256 else np.uint16)
+    threshold = max(float(getattr(seg, "MaximumFractionalValue", 1) or 1) / 2.0, 1e-6)
+    frames = []
+    for index in range(int(getattr(seg, "NumberOfFrames", 1) or 1)):
+        number = _frame_attribute(seg, index, "SegmentIdentificationSequence", "ReferencedSegmentNumber")
+        frames.append((int(number) if number is not None else 0, index))
+    size_xyz = np.asarray(image_geometry.size)[::-1, None, None]  # (z, y, x) bounds
+    for number, index in sorted(frames):  # higher segment numbers are written last and win overlaps
+        try:
+            stored = seg.get_stored_frame(index, as_index=True)
+        except (ValueError, KeyError, AttributeError, IndexError, TypeError, struct.error, EOFError) as error:
+            raise CorruptFileError(f"cannot decode frame {index + 1} of the DICOM SEG ({error})", path) from None
+        if kind == hd.seg.SegmentationTypeValues.FRACTIONAL:
+            mask = stored >= threshold
+        elif kind == hd.seg.SegmentationTypeValues.BINARY:
+            mask = stored > 0
+        else:  # LABELMAP: the stored values are the segment numbers
+            mask, number = stored > 0, None
+        if not mask.any():
+            continue
+        kji = np.stack(_frame_indices(seg, index, image_geometry, path))
+        inside = np.all((kji >= 0) & (kji < size_xyz), axis=0)
+        if np.any(mask & ~inside):
+            raise GeometryMismatchError("the DICOM SEG has labelled pixels outside the image", path)
+        k, j, i = (axis[mask] for axis in kji)
+        array[k, j, i] = stored[mask] if number is None else number
+    label_name = name or str(getattr(seg, "SeriesDescription", "") or Path(path).stem)
+    return LabelMap(array, image_geometry, _segment_table(seg, numbers), label_name, "DICOM SEG")

@@ -76,13 +76,20 @@ def read_label_map(
     table: LabelTable | None = None,
     name: str | None = None,
 ) -> LabelMap:
-    """Read a label map that must lie exactly on ``image_geometry``.
+    """Read a label map (NIfTI, NRRD, MetaImage or DICOM SEG) that must lie exactly on ``image_geometry``.
 
     Raises ``GeometryMismatchError`` naming the file when its grid differs (size,
     spacing, origin or direction), ``CorruptFileError`` when it holds anything but
     integers 0..65535.
     """
     path = os.fspath(path)
+    from medviewer.io.dicom_seg import is_dicom_seg, read_dicom_seg  # highdicom only when a SEG is opened
+
+    if is_dicom_seg(path):
+        label_map = read_dicom_seg(path, image_geometry, name)
+        if table is not None:
+            label_map.table = table
+        return label_map
     reader = read_information(path)
     if reader.GetDimension() not in (2, 3) or reader.GetNumberOfComponents() != 1:
         raise CorruptFileError("a label map must be a 2D or 3D image with one value per voxel", path)

@@ -734,7 +734,7 @@ class MainWindow(QMainWindow):
 
     def _choose_label_map(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open label map", self._start_directory(), "Label maps (*.nii *.nii.gz *.nrrd *.mha *.mhd);;All files (*)"
+            self, "Open label map", self._start_directory(), "Label maps (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;All files (*)"
         )
         if path:
             self.load_label_map(path)
@@ -788,7 +788,12 @@ class MainWindow(QMainWindow):
         paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            self.open_path(paths[0])
+            from medviewer.io.dicom_seg import is_dicom_seg  # highdicom only when needed
+
+            if self.document is not None and is_dicom_seg(paths[0]):
+                self.load_label_map(paths[0])  # a segmentation goes over the open image, as in 3D Slicer
+            else:
+                self.open_path(paths[0])
 
     # ------------------------------------------------------------------ settings and closing
     def _restore_geometry(self) -> None:

@@ -9,25 +9,24 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from medviewer.core import Geometry, LabelMap, LabelTable
-from medviewer.core.errors import MedviewerError
+from medviewer.core.errors import GeometryMismatchError, MedviewerError
 from medviewer.io.dicom_seg import export_dicom_seg, series_files
 
 SLICES = 5
 SLICE_SPACING = 2.5
 
 
-@pytest.fixture
-def ct_series(tmp_path):
-    """Five slices of CT_small stacked along the slice normal, written in shuffled order."""
+def write_ct_series(folder):
+    """Five slices of CT_small stacked along the slice normal, written in shuffled order; (uid, geometry)."""
     template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     series_uid = generate_uid()
     orientation = np.asarray(template.ImageOrientationPatient, float)
     normal = np.cross(orientation[:3], orientation[3:])
     origin = np.asarray(template.ImagePositionPatient, float)
-    folder = tmp_path / "series"
     folder.mkdir()
     for n in (3, 0, 4, 1, 2):
         ds = copy.deepcopy(template)
@@ -41,6 +40,13 @@ def ct_series(tmp_path):
     direction = np.stack([orientation[:3], orientation[3:], normal], axis=1)
     geometry = Geometry.from_matrix((template.Columns, template.Rows, SLICES), (col_spacing, row_spacing, SLICE_SPACING),
                                     origin, direction)
+    return series_uid, geometry
+
+
+@pytest.fixture
+def ct_series(tmp_path):
+    folder = tmp_path / "series"
+    series_uid, geometry = write_ct_series(folder)
     return folder, series_uid, geometry
 
 
@@ -91,3 +97,55 @@ def test_manual_labels_and_errors(ct_series, tmp_path):
     with pytest.raises(MedviewerError, match="does not lie on the label map's grid"):
         export_dicom_seg(_labels(shifted), files, tmp_path / "x.dcm")
     assert not (tmp_path / "x.dcm").exists()
+
+
+def test_import_places_frames_on_the_loaded_series(ct_series, tmp_path):
+    """Export, then open the SEG over the series as the DICOM loader reads it: voxel-exact, names and colours kept."""
+    from medviewer.io import read_label_map, read_volume
+
+    folder, series_uid, geometry = ct_series
+    label_map = _labels(geometry)
+    out = export_dicom_seg(label_map, series_files([folder], series_uid), tmp_path / "seg.dcm")
+    volume = read_volume(folder)
+    assert volume.geometry.is_close(geometry)
+    opened = read_label_map(out, volume.geometry)
+    expected = np.select([label_map.array == 4, label_map.array == 9], [1, 2], 0).astype(np.uint8)
+    np.testing.assert_array_equal(opened.array, expected)  # frames only on slices 1 and 3: the rest padded
+    assert opened.geometry == volume.geometry and opened.source == "DICOM SEG"
+    assert [opened.table[n].name for n in (1, 2)] == ["liver", "lesion"]
+    for number, value in ((1, 4), (2, 9)):  # CIELab round trip: within a step or two of the original RGB
+        assert max(abs(a - b) for a, b in zip(opened.table[number].color, label_map.table[value].color)) <= 2
+    # an image grid that stores the rows bottom-up (as a NIfTI conversion may): frames land flipped, exactly
+    direction = volume.geometry.direction_matrix * [1, -1, 1]
+    far_row = volume.geometry.index_to_world([0, volume.geometry.size[1] - 1, 0])
+    flipped = Geometry.from_matrix(volume.geometry.size, volume.geometry.spacing, far_row, direction)
+    np.testing.assert_array_equal(read_label_map(out, flipped).array, expected[:, ::-1, :])
+
+
+def test_import_of_fractional_overlapping_segments_and_a_foreign_grid(ct_series, tmp_path):
+    from medviewer.io.dicom_seg import read_dicom_seg
+
+    folder, series_uid, geometry = ct_series
+    sources = sorted((pydicom.dcmread(f) for f in series_files([folder])), key=lambda ds: ds.InstanceNumber)
+    fractions = np.zeros((SLICES, geometry.size[1], geometry.size[0], 2), np.float32)
+    fractions[2, 5:15, 5:15, 0] = 0.8  # segment 1: 100 voxels >= 50 %
+    fractions[2, 5:15, 15:20, 0] = 0.3  # below 50 %: not labelled
+    fractions[2, 10:12, 10:30, 1] = 1.0  # segment 2 overlaps 10 voxels of segment 1 and wins
+    descriptions = [
+        hd.seg.SegmentDescription(n, label, codes.SCT.Tissue, codes.SCT.Tissue, hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        for n, label in ((1, "organ"), (2, "vessel"))
+    ]
+    seg = hd.seg.Segmentation(sources, fractions, hd.seg.SegmentationTypeValues.FRACTIONAL, descriptions, hd.UID(), 9,
+                              hd.UID(), 1, "test", "test", "1", "0", max_fractional_value=100)
+    path = tmp_path / "fractional.dcm"
+    seg.save_as(path)
+    labels = read_dicom_seg(path, geometry)
+    assert labels.voxel_count(1) == 100 - 10 and labels.voxel_count(2) == 40
+    assert labels.array[2, 5, 5] == 1 and labels.array[2, 10, 25] == 2 and labels.array[2, 5, 17] == 0
+    assert [labels.table[n].name for n in (1, 2)] == ["organ", "vessel"]
+    shifted = geometry.replace(origin=tuple(np.asarray(geometry.origin) + [0.0, 0.0, 1.0]))
+    with pytest.raises(GeometryMismatchError, match="fractional.dcm"):
+        read_dicom_seg(path, shifted)
+    (tmp_path / "broken.dcm").write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(MedviewerError, match="broken.dcm"):
+        read_dicom_seg(tmp_path / "broken.dcm", geometry)

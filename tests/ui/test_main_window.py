@@ -200,6 +200,28 @@ def test_drop_a_file_opens_it(viewer, qtbot):
     assert viewer.document.volume is volume
 
 
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PySide6 flags the only QDragEnterEvent constructor
+def test_drop_a_dicom_seg_puts_it_over_the_open_series(viewer, qtbot, tmp_path):
+    from medviewer.io.dicom_seg import export_dicom_seg, series_files
+    from tests.io.test_dicom_seg import _labels, write_ct_series
+
+    folder = tmp_path / "series"
+    series_uid, geometry = write_ct_series(folder)
+    seg_path = export_dicom_seg(_labels(geometry), series_files([folder], series_uid), tmp_path / "seg.dcm")
+    with qtbot.waitSignal(viewer.document_changed, timeout=20000):
+        viewer.open_path(str(folder))
+    document = viewer.document
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(seg_path))])
+    viewer.dropEvent(QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier))
+    assert viewer.document is document  # the image stays; the SEG is a new layer over it
+    (layer,) = document.label_maps
+    assert layer.source == "DICOM SEG" and layer.voxel_count(1) == 202 and layer.voxel_count(2) == 20
+    assert [layer.table[n].name for n in (1, 2)] == ["liver", "lesion"]
+
+
 def test_settings_remember_layout_and_recent_files(qtbot, medviewer_home):
     from medviewer.ui.main_window import MainWindow
 
