@@ -197,6 +197,15 @@ def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
     return getattr(header, "Modality", "") == "SEG" or str(getattr(header, "SOPClassUID", "")) == hd.sop.SegmentationStorage.uid
 
 
+def referenced_series_uids(path: str | os.PathLike[str]) -> set[str]:
+    """SeriesInstanceUIDs a DICOM SEG says it was drawn on (header only; empty when it names none)."""
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ReferencedSeriesSequence"])
+    except (pydicom.errors.InvalidDicomError, OSError, ValueError, struct.error, EOFError):
+        return set()
+    return {str(item.SeriesInstanceUID) for item in header.get("ReferencedSeriesSequence", []) if "SeriesInstanceUID" in item}
+
+
 def _segment_table(seg: hd.seg.Segmentation, numbers: list[int]) -> LabelTable:
     """Label value = segment number, named by SegmentLabel, coloured by RecommendedDisplayCIELabValue."""
     table = LabelTable()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
+from medviewer.core.errors import MedviewerError
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
 from medviewer.core.study import SeriesInfo, Study
+from medviewer.core.labels import LabelMap
 from medviewer.core.volume import Volume
 from medviewer.io import SeriesList, load, scan, select_series
 
@@ -58,3 +60,36 @@ def group_studies(series: list[SeriesInfo]) -> list[Study]:
         study = studies.setdefault(info.study_uid, Study(info.study_uid, info.study_description))
         study.series.append(info)
     return list(studies.values())
+
+
+def attached_segmentations(series_list: SeriesList, volume: Volume) -> list[str]:
+    """DICOM SEG files the scan passed over that were drawn on ``volume``'s series (3D Slicer loads those too)."""
+    from medviewer.io.dicom_seg import is_dicom_seg, referenced_series_uids  # highdicom only when needed
+
+    uid = volume.metadata.series_uid
+    if not uid:
+        return []
+    return [
+        note.path
+        for note in getattr(series_list, "notes", [])
+        if note.kind == "non-image" and is_dicom_seg(note.path) and uid in referenced_series_uids(note.path)
+    ]
+
+
+def load_segmentations(
+    paths: list[str], volume: Volume, progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None
+) -> tuple[list[LabelMap], list[str]]:
+    """Each DICOM SEG in ``paths`` as a label map over ``volume``; problems as messages, not exceptions."""
+    from medviewer.io.dicom_seg import read_dicom_seg
+
+    label_maps, problems = [], []
+    for number, path in enumerate(paths):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        progress(number / max(len(paths), 1), f"Reading segmentation {number + 1} of {len(paths)}")
+        try:
+            label_maps.append(read_dicom_seg(path, volume.geometry))
+        except MedviewerError as error:
+            problems.append(str(error))
+    progress(1.0, "Segmentations read")
+    return label_maps, problems

@@ -99,6 +99,8 @@ def load_with_services(series: SeriesInfo, progress, cancel: CancelToken) -> Vol
 class ScanResult:
     path: str
     series: list[SeriesInfo]
+    #: the scan's list as returned (its ``.notes`` name skipped files, such as DICOM SEGs)
+    found: list[SeriesInfo] | None = None
 
 
 class MainWindow(QMainWindow):
@@ -129,6 +131,7 @@ class MainWindow(QMainWindow):
         self.series: SeriesInfo | None = None
         self.active_tool: Tool | None = None
         self.jobs = JobQueue(max_parallel=1, parent=self)
+        self._scan_found: list[SeriesInfo] | None = None  # the last folder scan, with its notes
         self._thumbnail_jobs = JobQueue(max_parallel=1, parent=self)
         self._loading: JobHandle | None = None
         #: Replaceable for tests and other sources: fn(path, progress, cancel) -> list[SeriesInfo]
@@ -349,7 +352,7 @@ class MainWindow(QMainWindow):
             series = scan(path, progress, cancel)
             if not series:
                 raise NoImageSeriesError("no image series found", path)
-            return ScanResult(path, list(series))
+            return ScanResult(path, list(series), series)
 
         handle = self._start_loading_job(job, f"Scanning {name}")
         handle.finished.connect(self._on_scan_finished)
@@ -403,6 +406,7 @@ class MainWindow(QMainWindow):
         return handle
 
     def _on_scan_finished(self, result: ScanResult) -> None:
+        self._scan_found = result.found
         self.study_browser.set_series(result.series)
         self._start_thumbnails(result.series)
         self.load_series(default_series(result.series))
@@ -435,6 +439,32 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001 - a thumbnail is cosmetic
             pass
         self.statusBar().showMessage(f"Opened {volume.name}", 4000)
+        self._load_attached_segmentations(volume)
+
+    def _load_attached_segmentations(self, volume: Volume) -> None:
+        """DICOM SEGs in the scanned folder that reference this series open as label layers (in the background)."""
+        found = self._scan_found
+        if not getattr(found, "notes", None):
+            return
+        from medviewer.services.open_study import attached_segmentations, load_segmentations
+
+        def job(progress, cancel):
+            return load_segmentations(attached_segmentations(found, volume), volume, progress, cancel)
+
+        def finished(result, document=self.document) -> None:
+            label_maps, problems = result
+            if self.document is not document:
+                return  # another study was opened meanwhile
+            for label_map in label_maps:
+                self.add_label_map(label_map)
+            if label_maps:
+                self.statusBar().showMessage(f"Opened {len(label_maps)} DICOM segmentation(s) of this series", 6000)
+            if problems:
+                dialogs.show_error(self, "Cannot open a segmentation of this series", "\n".join(problems))
+
+        handle = self.jobs.submit(job, "Segmentations of this series")
+        handle.finished.connect(finished)
+        handle.failed.connect(lambda error: self.statusBar().showMessage(f"Segmentations of this series: {error}", 8000))
 
     def _on_scan_failed(self, path: str, error: BaseException, details: str = "") -> None:
         """Nothing could be read at ``path``: say so, and drop it from the recent files."""

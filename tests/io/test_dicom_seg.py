@@ -27,7 +27,7 @@ def write_ct_series(folder):
     orientation = np.asarray(template.ImageOrientationPatient, float)
     normal = np.cross(orientation[:3], orientation[3:])
     origin = np.asarray(template.ImagePositionPatient, float)
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for n in (3, 0, 4, 1, 2):
         ds = copy.deepcopy(template)
         ds.SeriesInstanceUID = series_uid

@@ -369,3 +369,27 @@ def test_dicom_radiograph_shows_its_patient_orientation_letters(viewer, qtbot, t
     edges = {edge: text.geometry() for edge, text in view._letters.items()}
     assert edges["left"].left() < 20 and edges["right"].right() > width - 20
     assert edges["top"].top() < 40 and edges["bottom"].bottom() > height - 40
+
+
+def test_a_dicom_seg_in_the_opened_folder_comes_with_its_series(viewer, qtbot, tmp_path):
+    """As in 3D Slicer: a SEG next to the slices it was drawn on opens as a label layer with them."""
+    from medviewer.io.dicom_seg import export_dicom_seg, series_files
+    from tests.io.test_dicom_seg import _labels, write_ct_series
+
+    folder = tmp_path / "study"
+    series_uid, geometry = write_ct_series(folder / "ct")
+    export_dicom_seg(_labels(geometry), series_files([folder / "ct"], series_uid), folder / "seg.dcm")
+    write_ct_series(folder / "other")  # another series of the study (smaller, so not opened first): the SEG is not its
+    for name in ("slice0.dcm", "slice4.dcm"):
+        (folder / "other" / name).unlink()
+    with qtbot.waitSignal(viewer.document_changed, timeout=20000):
+        viewer.open_path(str(folder))
+    qtbot.waitUntil(lambda: len(viewer.document.label_maps) == 1, timeout=20000)
+    assert viewer.document.volume.metadata.series_uid == series_uid
+    (layer,) = viewer.document.label_maps
+    assert layer.voxel_count(1) == 202 and layer.voxel_count(2) == 20
+    other = next(info for info in viewer.study_browser.series if info.uid != viewer.document.series.uid)
+    with qtbot.waitSignal(viewer.document_changed, timeout=20000):
+        viewer.load_series(other)
+    qtbot.wait(500)
+    assert viewer.document.label_maps == []
