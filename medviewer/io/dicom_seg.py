@@ -234,29 +234,46 @@ def _frame_attribute(seg: pydicom.Dataset, index: int, group: str, keyword: str)
     return None
 
 
-def _frame_indices(seg: pydicom.Dataset, index: int, geometry: Geometry, path: str) -> tuple[np.ndarray, ...]:
-    """Voxel indices (k, j, i arrays, rows x columns) of the image that frame ``index``'s pixels sit on."""
+def _frame_placement(seg: pydicom.Dataset, index: int, geometry: Geometry, path: str) -> tuple[tuple[slice, ...], bool]:
+    """Where frame ``index`` lies in the image array: (z, y, x) slices of a 2D view, and whether to transpose the frame.
+
+    The frame's rows and columns must run along two of the image's index axes (either
+    direction) with its pixels on voxel centres of one slice, all inside the image.
+    """
     position = _frame_attribute(seg, index, "PlanePositionSequence", "ImagePositionPatient")
     orientation = _frame_attribute(seg, index, "PlaneOrientationSequence", "ImageOrientationPatient")
     spacing = _frame_attribute(seg, index, "PixelMeasuresSequence", "PixelSpacing")
     if position is None or orientation is None or spacing is None:
         raise CorruptFileError(f"frame {index + 1} of the DICOM SEG has no plane position, orientation or pixel spacing", path)
-    orientation = np.asarray(orientation, float)
+    position, orientation = np.asarray(position, float), np.asarray(orientation, float)
     row_spacing, column_spacing = (float(v) for v in spacing)
-    first = geometry.world_to_index(np.asarray(position, float))
-    along_row = geometry.world_to_index(np.asarray(position, float) + orientation[:3] * column_spacing) - first
-    along_column = geometry.world_to_index(np.asarray(position, float) + orientation[3:] * row_spacing) - first
-    rounded = np.rint(first)
-    steps_ok = all(
-        np.allclose(np.abs(step), np.eye(3)[int(np.argmax(np.abs(step)))], atol=1e-3) for step in (along_row, along_column)
+    first = geometry.world_to_index(position)
+    along_row = geometry.world_to_index(position + orientation[:3] * column_spacing) - first  # next column
+    along_column = geometry.world_to_index(position + orientation[3:] * row_spacing) - first  # next row
+    column_axis, row_axis = int(np.argmax(np.abs(along_row))), int(np.argmax(np.abs(along_column)))
+    start = np.rint(first).astype(int)
+    off_grid = (
+        column_axis == row_axis
+        or not np.allclose(np.abs(along_row), np.eye(3)[column_axis], atol=1e-3)
+        or not np.allclose(np.abs(along_column), np.eye(3)[row_axis], atol=1e-3)
+        or np.abs((first - start) * np.asarray(geometry.spacing)).max() > POSITION_TOLERANCE_MM
     )
-    if not steps_ok or np.abs((first - rounded) * np.asarray(geometry.spacing)).max() > POSITION_TOLERANCE_MM:
+    if off_grid:
         raise GeometryMismatchError(
             f"frame {index + 1} of the DICOM SEG does not lie on the image's voxel grid (was it drawn on another series?)", path
         )
-    rows, columns = np.mgrid[0 : int(seg.Rows), 0 : int(seg.Columns)]
-    index_xyz = rounded[:, None, None] + np.rint(along_row)[:, None, None] * columns + np.rint(along_column)[:, None, None] * rows
-    return tuple(index_xyz[::-1].astype(np.intp))  # (k, j, i)
+    ranges: list[slice | int] = [int(v) for v in start]
+    for axis, step, count in ((column_axis, along_row[column_axis], int(seg.Columns)),
+                              (row_axis, along_column[row_axis], int(seg.Rows))):
+        last = start[axis] + (count - 1) * (1 if step > 0 else -1)
+        if min(start[axis], last) < 0 or max(start[axis], last) >= geometry.size[axis]:
+            raise GeometryMismatchError(f"frame {index + 1} of the DICOM SEG reaches outside the image", path)
+        ranges[axis] = slice(start[axis], last + 1, 1) if step > 0 else slice(start[axis], last - 1 if last > 0 else None, -1)
+    fixed = 3 - column_axis - row_axis
+    if not 0 <= start[fixed] < geometry.size[fixed]:
+        raise GeometryMismatchError(f"frame {index + 1} of the DICOM SEG lies outside the image", path)
+    # array axes are (z, y, x) = index axes reversed; the view's first axis is the higher index axis
+    return tuple(ranges[::-1]), column_axis > row_axis
 
 
 def read_dicom_seg(path: str | os.PathLike[str], image_geometry: Geometry, name: str | None = None) -> LabelMap:
@@ -284,7 +301,6 @@ def read_dicom_seg(path: str | os.PathLike[str], image_geometry: Geometry, name:
     for index in range(int(getattr(seg, "NumberOfFrames", 1) or 1)):
         number = _frame_attribute(seg, index, "SegmentIdentificationSequence", "ReferencedSegmentNumber")
         frames.append((int(number) if number is not None else 0, index))
-    size_xyz = np.asarray(image_geometry.size)[::-1, None, None]  # (z, y, x) bounds
     for number, index in sorted(frames):  # higher segment numbers are written last and win overlaps
         try:
             stored = seg.get_stored_frame(index, as_index=True)
@@ -298,11 +314,10 @@ def read_dicom_seg(path: str | os.PathLike[str], image_geometry: Geometry, name:
             mask, number = stored > 0, None
         if not mask.any():
             continue
-        kji = np.stack(_frame_indices(seg, index, image_geometry, path))
-        inside = np.all((kji >= 0) & (kji < size_xyz), axis=0)
-        if np.any(mask & ~inside):
-            raise GeometryMismatchError("the DICOM SEG has labelled pixels outside the image", path)
-        k, j, i = (axis[mask] for axis in kji)
-        array[k, j, i] = stored[mask] if number is None else number
+        where, transpose = _frame_placement(seg, index, image_geometry, path)
+        view = array[where]
+        if transpose:
+            mask, stored = mask.T, stored.T
+        view[mask] = stored[mask] if number is None else number
     label_name = name or str(getattr(seg, "SeriesDescription", "") or Path(path).stem)
     return LabelMap(array, image_geometry, _segment_table(seg, numbers), label_name, "DICOM SEG")

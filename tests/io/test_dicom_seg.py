@@ -120,6 +120,11 @@ def test_import_places_frames_on_the_loaded_series(ct_series, tmp_path):
     far_row = volume.geometry.index_to_world([0, volume.geometry.size[1] - 1, 0])
     flipped = Geometry.from_matrix(volume.geometry.size, volume.geometry.spacing, far_row, direction)
     np.testing.assert_array_equal(read_label_map(out, flipped).array, expected[:, ::-1, :])
+    # ... and one whose x and y index axes are swapped: frames land transposed
+    g = volume.geometry
+    swapped = Geometry.from_matrix((g.size[1], g.size[0], g.size[2]), (g.spacing[1], g.spacing[0], g.spacing[2]), g.origin,
+                                   g.direction_matrix[:, [1, 0, 2]])
+    np.testing.assert_array_equal(read_label_map(out, swapped).array, expected.transpose(0, 2, 1))
 
 
 def test_import_of_fractional_overlapping_segments_and_a_foreign_grid(ct_series, tmp_path):
