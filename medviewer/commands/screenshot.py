@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from medviewer.core.errors import MedviewerError
     from medviewer.imaging.window_level import COLORMAPS, parse_window
-    from medviewer.io import read_label_map
+    from medviewer.io import read_label_layers
     from medviewer.services.open_study import open_path
     from medviewer.ui.screenshot import render_screenshot
 
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             raise MedviewerError(f"--size must look like 1200x600, got '{args.size}'") from None
         size = (width, height)
 
-    label_maps = [read_label_map(path, geometry) for path in args.labels]
+    label_maps = [layer for path in args.labels for layer in read_label_layers(path, geometry)]
     detections = read_boxes(args.boxes) if args.boxes else []
     written = render_screenshot(
         volume, args.out, args.layout, cursor, window, label_maps, detections, size=size, colormap=args.colormap

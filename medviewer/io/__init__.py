@@ -6,7 +6,8 @@ The public API (other layers code against these names):
   ``.notes`` about skipped files); headers only, with progress and cancel.
 * :func:`load` - one ``SeriesInfo`` -> ``Volume`` with its metadata.
 * :func:`read_volume` - scan + load one series, by index or UID.
-* :func:`write_volume`, :func:`write_label_map`, :func:`read_label_map`.
+* :func:`write_volume`, :func:`write_label_map`, :func:`read_label_map`, :func:`read_label_layers`
+  (NIfTI, NRRD, MetaImage, DICOM SEG, RT structure sets).
 """
 
 from medviewer.io.dicom_headers import SkippedFile
@@ -21,7 +22,7 @@ from medviewer.io.reader import (
     scan_folder,
     select_series,
 )
-from medviewer.io.writers import read_label_map, write_label_map, write_volume
+from medviewer.io.writers import read_label_layers, read_label_map, write_label_map, write_volume
 
 __all__ = [
     "RASTER_FORMATS",
@@ -31,6 +32,7 @@ __all__ = [
     "SeriesSelectionError",
     "SkippedFile",
     "load",
+    "read_label_layers",
     "read_label_map",
     "read_volume",
     "scan",

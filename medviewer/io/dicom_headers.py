@@ -41,7 +41,7 @@ _NON_IMAGE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("1.2.840.10008.5.1.4.1.1.104.", "encapsulated document"),
     ("1.2.840.10008.5.1.4.1.1.66.4", "segmentation (open it over its image: File > Open label map, or drop it on the window)"),
     ("1.2.840.10008.5.1.4.1.1.66", "raw data / registration object"),
-    ("1.2.840.10008.5.1.4.1.1.481.3", "RT structure set"),
+    ("1.2.840.10008.5.1.4.1.1.481.3", "RT structure set (open it over its image: File > Open label map, or drop it on the window)"),
     ("1.2.840.10008.5.1.4.1.1.481.4", "RT treatment record"),
     ("1.2.840.10008.5.1.4.1.1.481.5", "RT plan"),
     ("1.2.840.10008.5.1.4.1.1.481.6", "RT treatment record"),

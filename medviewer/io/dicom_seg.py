@@ -33,6 +33,7 @@ from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.io.atomic import atomic_path
 
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 #: Slice positions may differ from the label map's grid by this much (mm).
 POSITION_TOLERANCE_MM = 0.01
 
@@ -194,7 +195,7 @@ def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
         header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
     except (pydicom.errors.InvalidDicomError, OSError, ValueError):
         return False
-    return getattr(header, "Modality", "") == "SEG" or str(getattr(header, "SOPClassUID", "")) == hd.sop.SegmentationStorage.uid
+    return getattr(header, "Modality", "") == "SEG" or str(getattr(header, "SOPClassUID", "")) == SEGMENTATION_STORAGE
 
 
 def referenced_series_uids(path: str | os.PathLike[str]) -> set[str]:

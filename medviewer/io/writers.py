@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from medviewer.core.errors import CorruptFileError, UnsupportedFormatError
+from medviewer.core.errors import CorruptFileError, MedviewerError, UnsupportedFormatError
 from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
@@ -83,7 +83,17 @@ def read_label_map(
     integers 0..65535.
     """
     path = os.fspath(path)
+    from medviewer.io.dicom_rtstruct import is_rtstruct
     from medviewer.io.dicom_seg import is_dicom_seg, read_dicom_seg  # highdicom only when a SEG is opened
+
+    if is_rtstruct(path):
+        layers = read_label_layers(path, image_geometry)
+        if len(layers) > 1:
+            raise MedviewerError(
+                f"the RT structure set's structures overlap and need {len(layers)} label layers; "
+                "open it in the app (File > Open label map)", path
+            )
+        return layers[0]
 
     if is_dicom_seg(path):
         label_map = read_dicom_seg(path, image_geometry, name)
@@ -111,6 +121,16 @@ def read_label_map(
     label_name = name or Path(path).name.split(".")[0]
     return LabelMap.matching(array, geometry, image_geometry, table=table, name=label_name, path=path)
 
+
+
+def read_label_layers(path: str | os.PathLike[str], image_geometry: Geometry) -> list[LabelMap]:
+    """Every label layer a file holds over ``image_geometry``: several for an RT structure set whose
+    structures overlap (see ``medviewer.io.dicom_rtstruct``), else the one :func:`read_label_map` reads."""
+    from medviewer.io.dicom_rtstruct import is_rtstruct, read_rtstruct
+
+    if is_rtstruct(path):
+        return read_rtstruct(path, image_geometry)
+    return [read_label_map(path, image_geometry)]
 
 def _as_label_values(array: np.ndarray, path: str) -> np.ndarray:
     if array.dtype in (np.uint8, np.uint16):

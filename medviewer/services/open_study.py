@@ -63,24 +63,35 @@ def group_studies(series: list[SeriesInfo]) -> list[Study]:
 
 
 def attached_segmentations(series_list: SeriesList, volume: Volume) -> list[str]:
-    """DICOM SEG files the scan passed over that were drawn on ``volume``'s series (3D Slicer loads those too)."""
-    from medviewer.io.dicom_seg import is_dicom_seg, referenced_series_uids  # highdicom only when needed
+    """DICOM SEGs and RT structure sets the scan passed over that were drawn on ``volume``'s series.
+
+    3D Slicer loads those with the series too.
+    """
+    from medviewer.io import dicom_rtstruct, dicom_seg  # highdicom only when needed
 
     uid = volume.metadata.series_uid
     if not uid:
         return []
-    return [
-        note.path
-        for note in getattr(series_list, "notes", [])
-        if note.kind == "non-image" and is_dicom_seg(note.path) and uid in referenced_series_uids(note.path)
-    ]
+    found = []
+    for note in getattr(series_list, "notes", []):
+        if note.kind != "non-image":
+            continue
+        if dicom_seg.is_dicom_seg(note.path):
+            referenced = dicom_seg.referenced_series_uids(note.path)
+        elif dicom_rtstruct.is_rtstruct(note.path):
+            referenced = dicom_rtstruct.referenced_series_uids(note.path)
+        else:
+            continue
+        if uid in referenced:
+            found.append(note.path)
+    return found
 
 
 def load_segmentations(
     paths: list[str], volume: Volume, progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None
 ) -> tuple[list[LabelMap], list[str]]:
-    """Each DICOM SEG in ``paths`` as a label map over ``volume``; problems as messages, not exceptions."""
-    from medviewer.io.dicom_seg import read_dicom_seg
+    """Each DICOM SEG or RT structure set in ``paths`` as label layers over ``volume``; problems as messages."""
+    from medviewer.io import read_label_layers
 
     label_maps, problems = [], []
     for number, path in enumerate(paths):
@@ -88,7 +99,7 @@ def load_segmentations(
             cancel.raise_if_cancelled()
         progress(number / max(len(paths), 1), f"Reading segmentation {number + 1} of {len(paths)}")
         try:
-            label_maps.append(read_dicom_seg(path, volume.geometry))
+            label_maps.extend(read_label_layers(path, volume.geometry))
         except MedviewerError as error:
             problems.append(str(error))
     progress(1.0, "Segmentations read")

@@ -55,7 +55,7 @@ from medviewer.core.volume import Volume
 from medviewer.imaging.measurements import MeasurementList
 from medviewer.imaging.reslice import AXIAL, CORONAL, PLANES, SAGITTAL, plane_of_single_slice
 from medviewer.imaging.window_level import COLORMAPS, CT_PRESET_TITLES, GENERIC_PRESETS
-from medviewer.io import read_label_map
+from medviewer.io import read_label_layers
 from medviewer.io.atomic import atomic_path
 from medviewer.services.open_study import default_series
 from medviewer.services.settings import LAYOUTS, Settings, load_settings, save_settings
@@ -442,7 +442,7 @@ class MainWindow(QMainWindow):
         self._load_attached_segmentations(volume)
 
     def _load_attached_segmentations(self, volume: Volume) -> None:
-        """DICOM SEGs in the scanned folder that reference this series open as label layers (in the background)."""
+        """DICOM SEGs and RT structure sets in the scanned folder that reference this series open as label layers."""
         found = self._scan_found
         if not getattr(found, "notes", None):
             return
@@ -458,7 +458,7 @@ class MainWindow(QMainWindow):
             for label_map in label_maps:
                 self.add_label_map(label_map)
             if label_maps:
-                self.statusBar().showMessage(f"Opened {len(label_maps)} DICOM segmentation(s) of this series", 6000)
+                self.statusBar().showMessage(f"Opened {len(label_maps)} segmentation layer(s) of this series", 6000)
             if problems:
                 dialogs.show_error(self, "Cannot open a segmentation of this series", "\n".join(problems))
 
@@ -480,16 +480,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ label maps
     def load_label_map(self, path: str | os.PathLike[str]) -> LabelMap | None:
-        """Read a label map file and add it to the document; a clear error dialog if it does not fit."""
+        """Read a label map file (NIfTI, NRRD, MetaImage, DICOM SEG, RT structure set) and add it to the document.
+
+        A clear error dialog if it does not fit; returns the (first) layer added, else None.
+        """
         if self.document is None:
             dialogs.show_error(self, "No image", "Open an image before loading a label map.")
             return None
         try:
-            label_map = read_label_map(os.fspath(path), self.document.geometry)
-            return self.add_label_map(label_map)
+            layers = read_label_layers(os.fspath(path), self.document.geometry)  # several for overlapping RT structures
         except MedviewerError as error:
             dialogs.show_error(self, "Cannot load label map", dialogs.error_text(error))
             return None
+        added = [self.add_label_map(layer) for layer in layers]
+        return added[0]
 
     def add_label_map(self, label_map: LabelMap) -> LabelMap | None:
         """Add a label map layer; geometry mismatches are shown as an error dialog."""
@@ -764,7 +768,7 @@ class MainWindow(QMainWindow):
 
     def _choose_label_map(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open label map", self._start_directory(), "Label maps (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;All files (*)"
+            self, "Open label map", self._start_directory(), "Label maps, DICOM SEG, RT structure sets (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;All files (*)"
         )
         if path:
             self.load_label_map(path)
@@ -818,9 +822,10 @@ class MainWindow(QMainWindow):
         paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()
+            from medviewer.io.dicom_rtstruct import is_rtstruct
             from medviewer.io.dicom_seg import is_dicom_seg  # highdicom only when needed
 
-            if self.document is not None and is_dicom_seg(paths[0]):
+            if self.document is not None and (is_dicom_seg(paths[0]) or is_rtstruct(paths[0])):
                 self.load_label_map(paths[0])  # a segmentation goes over the open image, as in 3D Slicer
             else:
                 self.open_path(paths[0])

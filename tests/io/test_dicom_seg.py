@@ -154,3 +154,13 @@ def test_import_of_fractional_overlapping_segments_and_a_foreign_grid(ct_series,
     (tmp_path / "broken.dcm").write_bytes(path.read_bytes()[:2000])
     with pytest.raises(MedviewerError, match="broken.dcm"):
         read_dicom_seg(tmp_path / "broken.dcm", geometry)
+
+
+def test_is_dicom_seg_tells_segmentations_from_other_files(ct_series, tmp_path):
+    from medviewer.io.dicom_seg import is_dicom_seg
+
+    folder, series_uid, geometry = ct_series
+    out = export_dicom_seg(_labels(geometry), series_files([folder]), tmp_path / "seg.dcm")
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    assert is_dicom_seg(out)
+    assert not is_dicom_seg(next(folder.iterdir())) and not is_dicom_seg(tmp_path / "notes.txt")
