@@ -58,8 +58,8 @@ def write_rtstruct(path, series_uid, frame_uid, rois) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
-@pytest.fixture
-def study(tmp_path):
+def write_study(tmp_path):
+    """CT slices in ``tmp_path/ct`` and ``tmp_path/rtstruct.dcm`` (liver with a hole, lesion, a point, BODY around them)."""
     series_uid, geometry = write_ct_series(tmp_path / "ct")
     frame_uid = pydicom.dcmread(next((tmp_path / "ct").iterdir())).FrameOfReferenceUID
     g = geometry
@@ -75,6 +75,11 @@ def study(tmp_path):
     ]
     write_rtstruct(tmp_path / "rtstruct.dcm", series_uid, frame_uid, rois)
     return tmp_path, series_uid, geometry
+
+
+@pytest.fixture
+def study(tmp_path):
+    return write_study(tmp_path)
 
 
 def test_contours_fill_voxels_and_overlaps_go_to_a_second_layer(study):

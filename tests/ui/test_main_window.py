@@ -397,9 +397,9 @@ def test_a_dicom_seg_in_the_opened_folder_comes_with_its_series(viewer, qtbot, t
 
 def test_an_rt_structure_set_in_the_opened_folder_comes_with_its_series(viewer, qtbot, tmp_path):
     """Overlapping structures (BODY around the liver) arrive as two label layers, no voxel lost."""
-    from tests.io.test_dicom_rtstruct import study
+    from tests.io.test_dicom_rtstruct import write_study
 
-    folder, _series_uid, _geometry = study.__wrapped__(tmp_path)  # the io test's study: CT slices + RTSTRUCT
+    folder, _series_uid, _geometry = write_study(tmp_path)  # the io test's study: CT slices + RTSTRUCT
     with qtbot.waitSignal(viewer.document_changed, timeout=20000):
         viewer.open_path(str(folder))
     qtbot.waitUntil(lambda: len(viewer.document.label_maps) == 2, timeout=20000)
