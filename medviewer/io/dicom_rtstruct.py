@@ -6,17 +6,14 @@ contour is filled on the image slice it lies on (voxel centres inside the polygo
 several contours of one ROI on one slice combine by even-odd, so holes stay holes),
 as 3D Slicer's RT import does when it makes a labelmap.
 
-ROIs often overlap (BODY contains the lungs, a PTV contains its GTV), while a label
-map holds one value per voxel. The structures are therefore packed into as few
-layers as possible: each goes into the first layer where it overlaps nothing, so no
-voxel of any structure is lost.
+ROIs often overlap (BODY contains the lungs, a PTV contains its GTV): they are packed
+into as few label maps as needed (``medviewer.io.label_layers``), so no voxel is lost.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,8 @@ import pydicom
 
 from medviewer.core.errors import CorruptFileError, GeometryMismatchError, MedviewerError
 from medviewer.core.geometry import Geometry
-from medviewer.core.labels import LabelMap, LabelTable
+from medviewer.core.labels import LabelMap
+from medviewer.io.label_layers import Structure, pack_layers
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 #: A contour may sit this far (in voxels) from an image slice and still count as on it.
@@ -56,14 +54,6 @@ def referenced_series_uids(path: str | os.PathLike[str]) -> set[str]:
                 if "SeriesInstanceUID" in series:
                     uids.add(str(series.SeriesInstanceUID))
     return uids
-
-
-@dataclass
-class _Structure:
-    name: str
-    color: tuple[int, int, int] | None
-    box: tuple[slice, slice, slice]  # (z, y, x) bounding box of the mask
-    mask: np.ndarray  # bool, the box's shape
 
 
 def _contour_points(contour: pydicom.Dataset) -> np.ndarray:
@@ -134,7 +124,7 @@ def _rasterise(contours, geometry: Geometry, path: str, name: str) -> tuple[tupl
     return box, stack[:, box[1], box[2]].copy()
 
 
-def _structures(dataset: pydicom.Dataset, geometry: Geometry, path: str) -> list[_Structure]:
+def _structures(dataset: pydicom.Dataset, geometry: Geometry, path: str) -> list[Structure]:
     names = {int(item.ROINumber): str(getattr(item, "ROIName", "") or f"ROI {item.ROINumber}")
              for item in dataset.get("StructureSetROISequence", [])}
     structures = []
@@ -144,7 +134,7 @@ def _structures(dataset: pydicom.Dataset, geometry: Geometry, path: str) -> list
         color = tuple(int(c) for c in roi.ROIDisplayColor) if "ROIDisplayColor" in roi else None
         placed = _rasterise(roi.get("ContourSequence", []), geometry, path, name)
         if placed is not None:
-            structures.append(_Structure(name, color if color and len(color) == 3 else None, *placed))
+            structures.append(Structure(name, color if color and len(color) == 3 else None, *placed))
     return structures
 
 
@@ -166,22 +156,5 @@ def read_rtstruct(path: str | os.PathLike[str], image_geometry: Geometry) -> lis
         raise CorruptFileError(f"not a readable RT structure set ({error})", path) from None
     if not structures:
         raise MedviewerError("the RT structure set has no closed contours on this image", path)
-    layers: list[tuple[np.ndarray, LabelTable]] = []
-    for structure in structures:
-        for array, table in layers:
-            if not np.any(array[structure.box][structure.mask]):
-                break
-        else:
-            array, table = np.zeros(image_geometry.shape, np.uint8), LabelTable()
-            layers.append((array, table))
-        value = table.next_free_value()
-        if value > 255 and array.dtype == np.uint8:
-            raise MedviewerError("the RT structure set has more than 255 structures in one layer", path)
-        array[structure.box][structure.mask] = value
-        table.add(value, structure.name, structure.color)
     title = str(getattr(dataset, "StructureSetLabel", "") or getattr(dataset, "SeriesDescription", "") or Path(path).stem)
-    return [
-        LabelMap(array, image_geometry, table, title if len(layers) == 1 else f"{title} ({number} of {len(layers)})",
-                 "RTSTRUCT")
-        for number, (array, table) in enumerate(layers, start=1)
-    ]
+    return pack_layers(structures, image_geometry, title, "RTSTRUCT")

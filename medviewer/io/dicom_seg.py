@@ -31,6 +31,7 @@ from medviewer import __version__
 from medviewer.core.errors import CorruptFileError, GeometryMismatchError, MedviewerError, UnsupportedFormatError
 from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap, LabelTable
+from medviewer.io.label_layers import cropped, pack_layers
 from medviewer.io.atomic import atomic_path
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -277,14 +278,15 @@ def _frame_placement(seg: pydicom.Dataset, index: int, geometry: Geometry, path:
     return tuple(ranges[::-1]), column_axis > row_axis
 
 
-def read_dicom_seg(path: str | os.PathLike[str], image_geometry: Geometry, name: str | None = None) -> LabelMap:
-    """A DICOM SEG as a label map on ``image_geometry`` (voxel value = segment number).
+def read_dicom_seg(path: str | os.PathLike[str], image_geometry: Geometry, name: str | None = None) -> list[LabelMap]:
+    """A DICOM SEG's segments on ``image_geometry``, as few label maps as overlaps allow (usually one).
 
     Every frame is placed by its own plane position and orientation, so sparse frames,
     any frame order and flipped or transposed planes work; nothing is interpolated. A
-    FRACTIONAL segment covers the voxels of at least 50 %; where segments overlap, the
-    higher segment number wins. Raises ``GeometryMismatchError`` when the frames do not
-    lie on the image's voxel grid and ``CorruptFileError`` for an unreadable SEG.
+    FRACTIONAL segment covers the voxels of at least 50 %. Segments that overlap go to
+    separate layers (``medviewer.io.label_layers``), so no voxel is lost. Raises
+    ``GeometryMismatchError`` when the frames do not lie on the image's voxel grid and
+    ``CorruptFileError`` for an unreadable SEG.
     """
     path = os.fspath(path)
     try:
@@ -296,29 +298,44 @@ def read_dicom_seg(path: str | os.PathLike[str], image_geometry: Geometry, name:
         raise CorruptFileError(f"not a readable DICOM SEG ({error})", path) from None
     if not numbers:
         raise CorruptFileError("the DICOM SEG describes no segments", path)
-    array = np.zeros(image_geometry.shape, np.uint8 if max(numbers) < 256 else np.uint16)
+    table = _segment_table(seg, numbers)
     threshold = max(float(getattr(seg, "MaximumFractionalValue", 1) or 1) / 2.0, 1e-6)
-    frames = []
+    frames_of: dict[int, list[int]] = {}
     for index in range(int(getattr(seg, "NumberOfFrames", 1) or 1)):
         number = _frame_attribute(seg, index, "SegmentIdentificationSequence", "ReferencedSegmentNumber")
-        frames.append((int(number) if number is not None else 0, index))
-    for number, index in sorted(frames):  # higher segment numbers are written last and win overlaps
-        try:
-            stored = seg.get_stored_frame(index, as_index=True)
-        except (ValueError, KeyError, AttributeError, IndexError, TypeError, struct.error, EOFError) as error:
-            raise CorruptFileError(f"cannot decode frame {index + 1} of the DICOM SEG ({error})", path) from None
-        if kind == hd.seg.SegmentationTypeValues.FRACTIONAL:
-            mask = stored >= threshold
-        elif kind == hd.seg.SegmentationTypeValues.BINARY:
-            mask = stored > 0
-        else:  # LABELMAP: the stored values are the segment numbers
-            mask, number = stored > 0, None
-        if not mask.any():
-            continue
-        where, transpose = _frame_placement(seg, index, image_geometry, path)
-        view = array[where]
-        if transpose:
-            mask, stored = mask.T, stored.T
-        view[mask] = stored[mask] if number is None else number
-    label_name = name or str(getattr(seg, "SeriesDescription", "") or Path(path).stem)
-    return LabelMap(array, image_geometry, _segment_table(seg, numbers), label_name, "DICOM SEG")
+        frames_of.setdefault(int(number) if number is not None else 0, []).append(index)  # 0: a LABELMAP SEG
+    structures = []
+    for number in sorted(frames_of):
+        # BINARY/FRACTIONAL: frames of one segment -> one boolean volume at a time;
+        # LABELMAP (number 0): stored values are segment numbers and cannot overlap
+        volume = np.zeros(image_geometry.shape, bool if number else np.uint16)
+        for index in frames_of[number]:
+            try:
+                stored = seg.get_stored_frame(index, as_index=True)
+            except (ValueError, KeyError, AttributeError, IndexError, TypeError, struct.error, EOFError) as error:
+                raise CorruptFileError(f"cannot decode frame {index + 1} of the DICOM SEG ({error})", path) from None
+            if kind == hd.seg.SegmentationTypeValues.FRACTIONAL:
+                pixels = stored >= threshold
+            elif kind == hd.seg.SegmentationTypeValues.BINARY:
+                pixels = stored > 0
+            else:
+                pixels = stored
+            if not pixels.any():
+                continue
+            where, transpose = _frame_placement(seg, index, image_geometry, path)
+            pixels = pixels.T if transpose else pixels
+            if number:
+                volume[where] |= pixels
+            else:
+                view = volume[where]
+                view[pixels > 0] = pixels[pixels > 0]
+        for value in ([number] if number else [int(v) for v in np.unique(volume) if v]):
+            info = table[value] if value in table else None
+            voxels = volume if number else volume == value
+            structure = cropped(info.name if info else f"Segment {value}", info.color if info else None, voxels, value)
+            if structure is not None:
+                structures.append(structure)
+    if not structures:
+        raise MedviewerError("the DICOM SEG labels no voxel of this image", path)
+    title = name or str(getattr(seg, "SeriesDescription", "") or Path(path).stem)
+    return pack_layers(structures, image_geometry, title, "DICOM SEG")

@@ -83,23 +83,16 @@ def read_label_map(
     integers 0..65535.
     """
     path = os.fspath(path)
-    from medviewer.io.dicom_rtstruct import is_rtstruct
-    from medviewer.io.dicom_seg import is_dicom_seg, read_dicom_seg  # highdicom only when a SEG is opened
-
-    if is_rtstruct(path):
-        layers = read_label_layers(path, image_geometry)
+    layers = _read_dicom_layers(path, image_geometry, name)
+    if layers is not None:
         if len(layers) > 1:
             raise MedviewerError(
-                f"the RT structure set's structures overlap and need {len(layers)} label layers; "
-                "open it in the app (File > Open label map)", path
+                f"the file's structures overlap and need {len(layers)} label layers; open it in the app "
+                "(File > Open label map) or with read_label_layers", path
             )
-        return layers[0]
-
-    if is_dicom_seg(path):
-        label_map = read_dicom_seg(path, image_geometry, name)
         if table is not None:
-            label_map.table = table
-        return label_map
+            layers[0].table = table
+        return layers[0]
     reader = read_information(path)
     if reader.GetDimension() not in (2, 3) or reader.GetNumberOfComponents() != 1:
         raise CorruptFileError("a label map must be a 2D or 3D image with one value per voxel", path)
@@ -124,13 +117,22 @@ def read_label_map(
 
 
 def read_label_layers(path: str | os.PathLike[str], image_geometry: Geometry) -> list[LabelMap]:
-    """Every label layer a file holds over ``image_geometry``: several for an RT structure set whose
-    structures overlap (see ``medviewer.io.dicom_rtstruct``), else the one :func:`read_label_map` reads."""
-    from medviewer.io.dicom_rtstruct import is_rtstruct, read_rtstruct
+    """Every label layer a file holds over ``image_geometry``: several for a DICOM SEG or RT structure
+    set whose structures overlap (``medviewer.io.label_layers``), else the one :func:`read_label_map` reads."""
+    layers = _read_dicom_layers(os.fspath(path), image_geometry)
+    return layers if layers is not None else [read_label_map(path, image_geometry)]
 
+
+def _read_dicom_layers(path: str, image_geometry: Geometry, name: str | None = None) -> list[LabelMap] | None:
+    """The layers of a DICOM SEG or RT structure set; None for any other file."""
+    from medviewer.io.dicom_rtstruct import is_rtstruct, read_rtstruct
+    from medviewer.io.dicom_seg import is_dicom_seg, read_dicom_seg  # highdicom only when a SEG is opened
+
+    if is_dicom_seg(path):
+        return read_dicom_seg(path, image_geometry, name)
     if is_rtstruct(path):
         return read_rtstruct(path, image_geometry)
-    return [read_label_map(path, image_geometry)]
+    return None
 
 def _as_label_values(array: np.ndarray, path: str) -> np.ndarray:
     if array.dtype in (np.uint8, np.uint16):

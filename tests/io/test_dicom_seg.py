@@ -128,26 +128,32 @@ def test_import_places_frames_on_the_loaded_series(ct_series, tmp_path):
 
 
 def test_import_of_fractional_overlapping_segments_and_a_foreign_grid(ct_series, tmp_path):
+    from medviewer.io import read_label_map
     from medviewer.io.dicom_seg import read_dicom_seg
 
     folder, series_uid, geometry = ct_series
     sources = sorted((pydicom.dcmread(f) for f in series_files([folder])), key=lambda ds: ds.InstanceNumber)
-    fractions = np.zeros((SLICES, geometry.size[1], geometry.size[0], 2), np.float32)
+    fractions = np.zeros((SLICES, geometry.size[1], geometry.size[0], 3), np.float32)
     fractions[2, 5:15, 5:15, 0] = 0.8  # segment 1: 100 voxels >= 50 %
     fractions[2, 5:15, 15:20, 0] = 0.3  # below 50 %: not labelled
-    fractions[2, 10:12, 10:30, 1] = 1.0  # segment 2 overlaps 10 voxels of segment 1 and wins
+    fractions[2, 10:12, 10:30, 1] = 1.0  # segment 2 overlaps 10 voxels of segment 1: a second layer
+    fractions[3, 40:42, 40:43, 2] = 0.5  # segment 3 overlaps nothing: first layer, exactly 50 % counts
     descriptions = [
         hd.seg.SegmentDescription(n, label, codes.SCT.Tissue, codes.SCT.Tissue, hd.seg.SegmentAlgorithmTypeValues.MANUAL)
-        for n, label in ((1, "organ"), (2, "vessel"))
+        for n, label in ((1, "organ"), (2, "vessel"), (3, "node"))
     ]
     seg = hd.seg.Segmentation(sources, fractions, hd.seg.SegmentationTypeValues.FRACTIONAL, descriptions, hd.UID(), 9,
                               hd.UID(), 1, "test", "test", "1", "0", max_fractional_value=100)
     path = tmp_path / "fractional.dcm"
     seg.save_as(path)
-    labels = read_dicom_seg(path, geometry)
-    assert labels.voxel_count(1) == 100 - 10 and labels.voxel_count(2) == 40
-    assert labels.array[2, 5, 5] == 1 and labels.array[2, 10, 25] == 2 and labels.array[2, 5, 17] == 0
-    assert [labels.table[n].name for n in (1, 2)] == ["organ", "vessel"]
+    first, second = read_dicom_seg(path, geometry)  # no voxel of either overlapping segment is lost
+    assert first.voxel_count(1) == 100 and first.voxel_count(3) == 6 and first.present_values() == [1, 3]
+    assert second.voxel_count(2) == 40 and second.present_values() == [2]  # values stay the segment numbers
+    assert first.array[2, 5, 5] == 1 and first.array[2, 10, 10] == 1 and first.array[2, 5, 17] == 0
+    assert [first.table[n].name for n in (1, 3)] == ["organ", "node"] and second.table[2].name == "vessel"
+    assert first.name.endswith("(1 of 2)") and first.source == "DICOM SEG"
+    with pytest.raises(MedviewerError, match="overlap and need 2 label layers"):
+        read_label_map(path, geometry)
     shifted = geometry.replace(origin=tuple(np.asarray(geometry.origin) + [0.0, 0.0, 1.0]))
     with pytest.raises(GeometryMismatchError, match="fractional.dcm"):
         read_dicom_seg(path, shifted)
@@ -164,3 +170,23 @@ def test_is_dicom_seg_tells_segmentations_from_other_files(ct_series, tmp_path):
     (tmp_path / "notes.txt").write_text("not DICOM")
     assert is_dicom_seg(out)
     assert not is_dicom_seg(next(folder.iterdir())) and not is_dicom_seg(tmp_path / "notes.txt")
+
+
+def test_import_of_a_labelmap_seg(ct_series, tmp_path):
+    """LABELMAP SEGs (DICOM 2024) store segment numbers as pixel values."""
+    from medviewer.io.dicom_seg import read_dicom_seg
+
+    folder, series_uid, geometry = ct_series
+    sources = sorted((pydicom.dcmread(f) for f in series_files([folder])), key=lambda ds: ds.InstanceNumber)
+    label_map = _labels(geometry)
+    numbers = np.select([label_map.array == 4, label_map.array == 9], [1, 2], 0).astype(np.uint8)
+    descriptions = [
+        hd.seg.SegmentDescription(n, label, codes.SCT.Tissue, codes.SCT.Tissue, hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        for n, label in ((1, "liver"), (2, "lesion"))
+    ]
+    seg = hd.seg.Segmentation(sources, numbers, hd.seg.SegmentationTypeValues.LABELMAP, descriptions, hd.UID(), 9,
+                              hd.UID(), 1, "test", "test", "1", "0")
+    seg.save_as(tmp_path / "labelmap.dcm")
+    (labels,) = read_dicom_seg(tmp_path / "labelmap.dcm", geometry)
+    np.testing.assert_array_equal(labels.array, numbers)
+    assert [labels.table[n].name for n in (1, 2)] == ["liver", "lesion"]
