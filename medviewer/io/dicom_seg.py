@@ -194,8 +194,8 @@ def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
     """True for a DICOM file whose modality is SEG (reads the header only)."""
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
-    except (pydicom.errors.InvalidDicomError, OSError, ValueError):
-        return False
+    except (pydicom.errors.InvalidDicomError, OSError, ValueError, TypeError, KeyError, struct.error, EOFError):
+        return False  # anything unreadable is simply not a SEG
     return getattr(header, "Modality", "") == "SEG" or str(getattr(header, "SOPClassUID", "")) == SEGMENTATION_STORAGE
 
 
