@@ -78,11 +78,26 @@ def check_case_id(case_id: str, forbidden: Iterable[str] = ()) -> str:
         )
     lowered = case_id.lower()
     for token in forbidden:
-        for part in re.split(r"[\^\s,._-]+", str(token).lower()):
-            if len(part) >= 3 and part in lowered:
+        for part in _identifying_parts(token):
+            if part in lowered:
                 raise DatasetError(f"case id {case_id!r} contains a patient identifier; use an anonymous id")
     return case_id
 
+
+def _identifying_parts(token) -> list[str]:
+    """Pieces of a name, patient id or UID that must not appear in a case id."""
+    text = str(token or "").lower()
+    if re.fullmatch(r"[0-9.]+", text):
+        # a DICOM UID: short components (the 1.2.840 / 1.2.826 roots) are shared by every UID and
+        # identify nothing, while a hash can contain them by chance; its long ones are specific
+        return [part for part in text.split(".") if len(part) >= 6]
+    return [part for part in re.split(r"[\^\s,._-]+", text) if len(part) >= 3]
+
+
+
+def _identifiers(volume: Volume) -> list[str]:
+    metadata = volume.metadata
+    return [value for value in (metadata.patient_name, metadata.patient_id, metadata.study_uid, metadata.series_uid) if value]
 
 def _json_dump(data) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
@@ -217,13 +232,24 @@ class NnUNetDataset:
         return hashlib.sha256(f"medviewer:{self._salt()}:{uid}".encode()).hexdigest()
 
     def case_id_for(self, volume: Volume) -> str:
-        """Anonymous, stable case id of a volume's series (or of its content without a UID)."""
+        """Anonymous, stable case id of a volume's series (or of its content without a UID).
+
+        Twelve hex digits of the salted hash; should they happen to spell a piece of the
+        patient's name or id (say "ada" or "123"), the next twelve are used, still stable.
+        """
         uid = volume.metadata.series_uid
         if not uid:
             digest = hashlib.sha256(np.ascontiguousarray(volume.array).tobytes())
             digest.update(json.dumps(volume.geometry.to_dict()).encode())
             uid = "content:" + digest.hexdigest()
-        return "case_" + self.hash_uid(uid)[:12]
+        digits = self.hash_uid(uid)
+        for start in range(0, len(digits) - 11):
+            candidate = "case_" + digits[start : start + 12]
+            try:
+                return check_case_id(candidate, _identifiers(volume))
+            except DatasetError:
+                continue
+        raise DatasetError("no anonymous case id could be made for this series; give one explicitly")
 
     # ------------------------------------------------------------------ listing
     def _paths(self, case_id: str) -> dict[str, Path]:
@@ -336,10 +362,7 @@ class NnUNetDataset:
         if np.issubdtype(volume.array.dtype, np.floating) and np.isnan(volume.array).any():
             raise DatasetError("the image holds NaN voxels, which nnU-Net refuses")
         metadata = volume.metadata
-        case_id = check_case_id(
-            case_id or self.case_id_for(volume),
-            [metadata.patient_name, metadata.patient_id, metadata.study_uid, metadata.series_uid],
-        )
+        case_id = check_case_id(case_id or self.case_id_for(volume), _identifiers(volume))
         channel = volume.modality or "image"
         channels = self._json["channel_names"]
         if self.case_ids() and channels.get("0") not in (channel, "image"):

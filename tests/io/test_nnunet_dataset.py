@@ -202,6 +202,22 @@ def test_case_id_rules():
             check_case_id(bad)
     with pytest.raises(DatasetError, match="identifier"):
         check_case_id("doe_liver", ["Doe^John", "PAT12345"])
+    # UID roots (1.2.826..., 1.2.840...) are in every UID: a hash that contains "826" is no leak (was a 1-in-400 CI failure)
+    uid = "1.2.826.0.1.3680043.2.1125.78"
+    assert check_case_id("case_e826927c0b79", [uid]) == "case_e826927c0b79"
+    with pytest.raises(DatasetError, match="identifier"):
+        check_case_id("case_3680043", [uid])
+
+
+def test_generated_case_id_never_spells_the_patient(tmp_path):
+    dataset = NnUNetDataset.create_or_open(tmp_path, 511, "Spelling")
+    volume = make_volume()
+    first_choice = dataset.hash_uid(volume.metadata.series_uid)[:12]
+    volume.metadata.patient_name = f"{first_choice[3:7]}^Ann"  # the hash's first window spells the name
+    case_id = dataset.case_id_for(volume)
+    assert first_choice[3:7] not in case_id and re.fullmatch(r"case_[0-9a-f]{12}", case_id)
+    assert dataset.case_id_for(volume) == case_id  # stable, so saving again finds the same case
+    assert dataset.save_case(volume, make_labels(volume)).case_id == case_id
     with pytest.raises(DatasetError):
         dataset_folder_name(1000, "X")
     with pytest.raises(DatasetError):
