@@ -10,8 +10,8 @@ import os
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
-from medviewer.core.study import SeriesInfo, Study
 from medviewer.core.labels import LabelMap
+from medviewer.core.study import SeriesInfo, Study
 from medviewer.core.volume import Volume
 from medviewer.io import SeriesList, load, scan, select_series
 
