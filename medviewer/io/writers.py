@@ -76,11 +76,13 @@ def read_label_map(
     table: LabelTable | None = None,
     name: str | None = None,
 ) -> LabelMap:
-    """Read a label map (NIfTI, NRRD, MetaImage or DICOM SEG) that must lie exactly on ``image_geometry``.
+    """Read a label map (NIfTI, NRRD, MetaImage, DICOM SEG or RT structure set) lying exactly on ``image_geometry``.
 
     Raises ``GeometryMismatchError`` naming the file when its grid differs (size,
-    spacing, origin or direction), ``CorruptFileError`` when it holds anything but
-    integers 0..65535.
+    spacing, origin or direction; the same grid stored in another axis order is
+    re-indexed), ``CorruptFileError`` when it holds anything but integers 0..65535,
+    ``MedviewerError`` for a SEG/RTSTRUCT whose overlapping structures need several
+    layers (see :func:`read_label_layers`).
     """
     path = os.fspath(path)
     layers = _read_dicom_layers(path, image_geometry, name)
@@ -115,7 +117,6 @@ def read_label_map(
     return LabelMap.matching(array, geometry, image_geometry, table=table, name=label_name, path=path)
 
 
-
 def read_label_layers(path: str | os.PathLike[str], image_geometry: Geometry) -> list[LabelMap]:
     """Every label layer a file holds over ``image_geometry``: several for a DICOM SEG or RT structure
     set whose structures overlap (``medviewer.io.label_layers``), else the one :func:`read_label_map` reads."""
@@ -133,6 +134,7 @@ def _read_dicom_layers(path: str, image_geometry: Geometry, name: str | None = N
     if is_rtstruct(path):
         return read_rtstruct(path, image_geometry)
     return None
+
 
 def _as_label_values(array: np.ndarray, path: str) -> np.ndarray:
     if array.dtype in (np.uint8, np.uint16):
