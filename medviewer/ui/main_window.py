@@ -133,6 +133,8 @@ class MainWindow(QMainWindow):
         self.jobs = JobQueue(max_parallel=1, parent=self)
         self._scan_found: list[SeriesInfo] | None = None  # the last folder scan, with its notes
         self._thumbnail_jobs = JobQueue(max_parallel=1, parent=self)
+        # SEG / RTSTRUCT layers of the shown series: own queue, so they never hold up loading another series
+        self._segmentation_jobs = JobQueue(max_parallel=1, parent=self)
         self._loading: JobHandle | None = None
         #: Replaceable for tests and other sources: fn(path, progress, cancel) -> list[SeriesInfo]
         self.scan_function: Callable = scan_with_services
@@ -370,6 +372,7 @@ class MainWindow(QMainWindow):
         if not self.confirm_replace_document():
             return None
         self.cancel_loading()
+        self._segmentation_jobs.cancel_all()  # those of the series shown until now
         load = self.load_function
         title = series.description or Path(series.source_path or "").name or "series"
 
@@ -462,7 +465,8 @@ class MainWindow(QMainWindow):
             if problems:
                 dialogs.show_error(self, "Cannot open a segmentation of this series", "\n".join(problems))
 
-        handle = self.jobs.submit(job, "Segmentations of this series")
+        self._segmentation_jobs.cancel_all()
+        handle = self._segmentation_jobs.submit(job, "Segmentations of this series")
         handle.finished.connect(finished)
         handle.failed.connect(lambda error: self.statusBar().showMessage(f"Segmentations of this series: {error}", 8000))
 
@@ -851,6 +855,7 @@ class MainWindow(QMainWindow):
         self.cancel_loading()
         self.jobs.shutdown(5000)
         self._thumbnail_jobs.shutdown(5000)
+        self._segmentation_jobs.shutdown(5000)
         shutdown_3d = getattr(self.volume_view, "shutdown", None)
         if callable(shutdown_3d):  # release the 3D view's OpenGL window and X connection now
             try:
