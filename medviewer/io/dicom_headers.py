@@ -32,6 +32,9 @@ UNCOMPRESSED_SYNTAXES = {
 }
 DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
 
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+
 # SOP class UID prefixes of objects that carry no displayable image, and what to call them.
 _NON_IMAGE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("1.2.840.10008.1.3.10", "DICOMDIR index"),
@@ -39,9 +42,9 @@ _NON_IMAGE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("1.2.840.10008.5.1.4.1.1.11.", "presentation state"),
     ("1.2.840.10008.5.1.4.1.1.9.", "waveform"),
     ("1.2.840.10008.5.1.4.1.1.104.", "encapsulated document"),
-    ("1.2.840.10008.5.1.4.1.1.66.4", "segmentation (open it over its image: File > Open label map, or drop it on the window)"),
+    (SEGMENTATION_STORAGE, "segmentation (open it over its image: File > Open label map, or drop it on the window)"),
     ("1.2.840.10008.5.1.4.1.1.66", "raw data / registration object"),
-    ("1.2.840.10008.5.1.4.1.1.481.3", "RT structure set (open it over its image: File > Open label map, or drop it on the window)"),
+    (RT_STRUCTURE_SET_STORAGE, "RT structure set (open it over its image: File > Open label map, or drop it on the window)"),
     ("1.2.840.10008.5.1.4.1.1.481.4", "RT treatment record"),
     ("1.2.840.10008.5.1.4.1.1.481.5", "RT plan"),
     ("1.2.840.10008.5.1.4.1.1.481.6", "RT treatment record"),
@@ -379,6 +382,25 @@ def classify_non_image(sop_class_uid: str) -> str | None:
     return None
 
 
+def segmentation_kind(path: str | os.PathLike[str]) -> str | None:
+    """``"SEG"`` for a DICOM segmentation, ``"RTSTRUCT"`` for an RT structure set, else None (header only)."""
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+    except (pydicom.errors.InvalidDicomError, OSError, ValueError, TypeError, KeyError, struct.error, EOFError):
+        return None  # anything unreadable is simply not a segmentation
+    sop_class, modality = str(_get(header, "SOPClassUID") or ""), str(_get(header, "Modality") or "")
+    if sop_class == SEGMENTATION_STORAGE or modality == "SEG":
+        return "SEG"
+    if sop_class == RT_STRUCTURE_SET_STORAGE or modality == "RTSTRUCT":
+        return "RTSTRUCT"
+    return None
+
+
+def frame_group(own: Dataset | None, shared: Dataset | None, name: str) -> Dataset | None:
+    """A functional group's item for one frame: the frame's own, else the shared one."""
+    return _functional_group(own, name) or _functional_group(shared, name)
+
+
 # ---------------------------------------------------------------------------- reading
 def read_frame_records(path: str) -> list[FrameRecord] | SkippedFile:
     """Header records for every image frame of one file, or why the file was skipped."""
@@ -547,7 +569,7 @@ def _enhanced_records(ds: Dataset, base: FrameRecord) -> list[FrameRecord]:
         record.frame = frame
 
         def group(name: str) -> Dataset | None:
-            return _functional_group(own, name) or _functional_group(shared, name)
+            return frame_group(own, shared, name)
 
         position = group("PlanePositionSequence")
         if position is not None:

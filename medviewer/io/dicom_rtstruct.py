@@ -22,9 +22,9 @@ import pydicom
 from medviewer.core.errors import CorruptFileError, GeometryMismatchError, MedviewerError
 from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap
-from medviewer.io.label_layers import Structure, pack_layers
+from medviewer.io.dicom_headers import RT_STRUCTURE_SET_STORAGE, segmentation_kind  # noqa: F401 - re-exported
+from medviewer.io.label_layers import Structure, bounding_box, pack_layers
 
-RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 #: A contour may sit this far (in voxels) from an image slice and still count as on it.
 SLICE_TOLERANCE_VOXELS = 0.25
 
@@ -33,12 +33,8 @@ _READ_ERRORS = (pydicom.errors.InvalidDicomError, OSError, ValueError, Attribute
 
 
 def is_rtstruct(path: str | os.PathLike[str]) -> bool:
-    """True for a DICOM RT structure set (reads the header only)."""
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
-    except _READ_ERRORS:
-        return False
-    return str(getattr(header, "SOPClassUID", "")) == RT_STRUCTURE_SET_STORAGE or getattr(header, "Modality", "") == "RTSTRUCT"
+    """True for a DICOM RT structure set (reads the header only; never raises)."""
+    return segmentation_kind(path) == "RTSTRUCT"
 
 
 def referenced_series_uids(path: str | os.PathLike[str]) -> set[str]:
@@ -119,9 +115,8 @@ def _rasterise(contours, geometry: Geometry, path: str, name: str) -> tuple[tupl
     stack = np.zeros((ks[-1] - ks[0] + 1, geometry.size[1], geometry.size[0]), bool)
     for k, plane in planes.items():
         stack[k - ks[0]] = plane
-    ys, xs = np.nonzero(stack.any(axis=(0, 2)))[0], np.nonzero(stack.any(axis=(0, 1)))[0]
-    box = (slice(ks[0], ks[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-    return box, stack[:, box[1], box[2]].copy()
+    box = bounding_box(stack)  # of the slab that starts at slice ks[0]
+    return (slice(box[0].start + ks[0], box[0].stop + ks[0]), box[1], box[2]), stack[box].copy()
 
 
 def _structures(dataset: pydicom.Dataset, geometry: Geometry, path: str) -> list[Structure]:

@@ -31,10 +31,10 @@ from medviewer import __version__
 from medviewer.core.errors import CorruptFileError, GeometryMismatchError, MedviewerError, UnsupportedFormatError
 from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap, LabelTable
-from medviewer.io.label_layers import cropped, pack_layers
 from medviewer.io.atomic import atomic_path
+from medviewer.io.dicom_headers import frame_group, segmentation_kind
+from medviewer.io.label_layers import cropped, pack_layers
 
-SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 #: Slice positions may differ from the label map's grid by this much (mm).
 POSITION_TOLERANCE_MM = 0.01
 
@@ -191,12 +191,8 @@ def export_dicom_seg(
 
 
 def is_dicom_seg(path: str | os.PathLike[str]) -> bool:
-    """True for a DICOM file whose modality is SEG (reads the header only)."""
-    try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
-    except (pydicom.errors.InvalidDicomError, OSError, ValueError, TypeError, KeyError, struct.error, EOFError):
-        return False  # anything unreadable is simply not a SEG
-    return getattr(header, "Modality", "") == "SEG" or str(getattr(header, "SOPClassUID", "")) == SEGMENTATION_STORAGE
+    """True for a DICOM segmentation (reads the header only; never raises)."""
+    return segmentation_kind(path) == "SEG"
 
 
 def referenced_series_uids(path: str | os.PathLike[str]) -> set[str]:
@@ -225,15 +221,11 @@ def _segment_table(seg: hd.seg.Segmentation, numbers: list[int]) -> LabelTable:
 
 
 def _frame_attribute(seg: pydicom.Dataset, index: int, group: str, keyword: str):
-    """A per-frame functional group value, else the shared one (None when neither has it)."""
-    for groups in (getattr(seg, "PerFrameFunctionalGroupsSequence", None), getattr(seg, "SharedFunctionalGroupsSequence", None)):
-        if not groups:
-            continue
-        item = groups[index] if groups is seg.get("PerFrameFunctionalGroupsSequence") else groups[0]
-        sequence = getattr(item, group, None)
-        if sequence and hasattr(sequence[0], keyword):
-            return getattr(sequence[0], keyword)
-    return None
+    """``keyword`` of frame ``index``'s functional group ``group`` (its own, else the shared one), or None."""
+    per_frame = seg.get("PerFrameFunctionalGroupsSequence") or []
+    shared = seg.get("SharedFunctionalGroupsSequence")
+    item = frame_group(per_frame[index] if index < len(per_frame) else None, shared[0] if shared else None, group)
+    return item.get(keyword) if item is not None else None
 
 
 def _frame_placement(seg: pydicom.Dataset, index: int, geometry: Geometry, path: str) -> tuple[tuple[slice, ...], bool]:

@@ -29,14 +29,19 @@ class Structure:
     value: int | None = None
 
 
-def cropped(name: str, color: tuple[int, int, int] | None, mask: np.ndarray, value: int | None = None) -> Structure | None:
-    """A full-size boolean mask as a Structure over its bounding box (None when empty)."""
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """The (z, y, x) slices enclosing a boolean volume's True voxels (None when there are none)."""
     zs = np.nonzero(mask.any(axis=(1, 2)))[0]
     if not len(zs):
         return None
     ys, xs = np.nonzero(mask.any(axis=(0, 2)))[0], np.nonzero(mask.any(axis=(0, 1)))[0]
-    box = (slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-    return Structure(name, color, box, mask[box].copy(), value)
+    return slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
+
+
+def cropped(name: str, color: tuple[int, int, int] | None, mask: np.ndarray, value: int | None = None) -> Structure | None:
+    """A full-size boolean mask as a Structure over its bounding box (None when empty)."""
+    box = bounding_box(mask)
+    return Structure(name, color, box, mask[box].copy(), value) if box is not None else None
 
 
 def pack_layers(structures: list[Structure], geometry: Geometry, title: str, source: str) -> list[LabelMap]:

@@ -21,6 +21,7 @@ from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
 from medviewer.imaging.sitk_bridge import array_to_sitk, geometry_from_sitk
 from medviewer.io.atomic import atomic_write_group, atomic_write_with
+from medviewer.io.dicom_headers import segmentation_kind
 from medviewer.io.formats import VOLUME_FORMATS, extension_of
 from medviewer.io.image_files import array_from_image, read_information
 
@@ -126,12 +127,14 @@ def read_label_layers(path: str | os.PathLike[str], image_geometry: Geometry) ->
 
 def _read_dicom_layers(path: str, image_geometry: Geometry, name: str | None = None) -> list[LabelMap] | None:
     """The layers of a DICOM SEG or RT structure set; None for any other file."""
-    from medviewer.io.dicom_rtstruct import is_rtstruct, read_rtstruct
-    from medviewer.io.dicom_seg import is_dicom_seg, read_dicom_seg  # highdicom only when a SEG is opened
+    kind = segmentation_kind(path)
+    if kind == "SEG":
+        from medviewer.io.dicom_seg import read_dicom_seg  # highdicom only when a SEG is opened
 
-    if is_dicom_seg(path):
         return read_dicom_seg(path, image_geometry, name)
-    if is_rtstruct(path):
+    if kind == "RTSTRUCT":
+        from medviewer.io.dicom_rtstruct import read_rtstruct
+
         return read_rtstruct(path, image_geometry)
     return None
 

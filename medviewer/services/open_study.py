@@ -68,21 +68,16 @@ def attached_segmentations(series_list: SeriesList, volume: Volume) -> list[str]
     3D Slicer loads those with the series too.
     """
     from medviewer.io import dicom_rtstruct, dicom_seg  # highdicom only when needed
+    from medviewer.io.dicom_headers import segmentation_kind
 
     uid = volume.metadata.series_uid
     if not uid:
         return []
+    references = {"SEG": dicom_seg.referenced_series_uids, "RTSTRUCT": dicom_rtstruct.referenced_series_uids}
     found = []
     for note in getattr(series_list, "notes", []):
-        if note.kind != "non-image":
-            continue
-        if dicom_seg.is_dicom_seg(note.path):
-            referenced = dicom_seg.referenced_series_uids(note.path)
-        elif dicom_rtstruct.is_rtstruct(note.path):
-            referenced = dicom_rtstruct.referenced_series_uids(note.path)
-        else:
-            continue
-        if uid in referenced:
+        kind = segmentation_kind(note.path) if note.kind == "non-image" else None
+        if kind is not None and uid in references[kind](note.path):
             found.append(note.path)
     return found
 

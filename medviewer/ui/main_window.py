@@ -57,6 +57,7 @@ from medviewer.imaging.reslice import AXIAL, CORONAL, PLANES, SAGITTAL, plane_of
 from medviewer.imaging.window_level import COLORMAPS, CT_PRESET_TITLES, GENERIC_PRESETS
 from medviewer.io import read_label_layers
 from medviewer.io.atomic import atomic_path
+from medviewer.io.dicom_headers import segmentation_kind
 from medviewer.services.open_study import default_series
 from medviewer.services.settings import LAYOUTS, Settings, load_settings, save_settings
 from medviewer.services.workspace import DisplaySettings, series_thumbnail
@@ -826,10 +827,7 @@ class MainWindow(QMainWindow):
         paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            from medviewer.io.dicom_rtstruct import is_rtstruct
-            from medviewer.io.dicom_seg import is_dicom_seg  # highdicom only when needed
-
-            if self.document is not None and (is_dicom_seg(paths[0]) or is_rtstruct(paths[0])):
+            if self.document is not None and segmentation_kind(paths[0]) is not None:
                 self.load_label_map(paths[0])  # a segmentation goes over the open image, as in 3D Slicer
             else:
                 self.open_path(paths[0])

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from medviewer.core.errors import GeometryMismatchError, MedviewerError
 from medviewer.io import read_label_layers, read_label_map, read_volume
 from medviewer.io.dicom_rtstruct import RT_STRUCTURE_SET_STORAGE, is_rtstruct, read_rtstruct, referenced_series_uids
 
+from tests.io.synthetic_dicom import _base_dataset
 from tests.io.test_dicom_seg import write_ct_series
 
 
@@ -24,15 +25,8 @@ def rectangle(geometry, i0, i1, j0, j1, k):
 
 def write_rtstruct(path, series_uid, frame_uid, rois) -> None:
     """``rois``: (number, name, colour, [(geometric type, contour data), ...]) in the order given."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RT_STRUCTURE_SET_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = RT_STRUCTURE_SET_STORAGE, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.StructureSetLabel = "RTSTRUCT", "Reference"
-    ds.SeriesInstanceUID, ds.StudyInstanceUID = generate_uid(), generate_uid()
+    ds = _base_dataset(RT_STRUCTURE_SET_STORAGE, "RTSTRUCT", generate_uid(), generate_uid())
+    ds.StructureSetLabel = "Reference"
     series = Dataset()
     series.SeriesInstanceUID = series_uid
     study = Dataset()
