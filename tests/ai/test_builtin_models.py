@@ -12,7 +12,7 @@ import pytest
 from medviewer.ai.pipeline import ModelRunner
 from medviewer.ai.registry import BUILTIN_MODELS_DIR, ModelRegistry
 from medviewer.core.volume import Volume
-from medviewer.imaging.phantoms import ChestPhantomParams, generate_chest_ct
+from medviewer.demo.phantoms import ChestPhantomParams, generate_chest_ct
 
 
 @pytest.fixture(scope="module")

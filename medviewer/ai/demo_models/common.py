@@ -1,7 +1,7 @@
 """Shared pieces of the demo-model training scripts: seeds, cached phantom cases, patch sampling, training, packaging, metrics.
 
 The demo models are trained on the synthetic chest CT phantoms
-(``medviewer.imaging.phantoms``) with fixed seeds. Training cases are generated at
+(``medviewer.demo.phantoms``) with fixed seeds. Training cases are generated at
 the demo CT's resolution and brought to the model grid with the same
 ``prepare_input`` the inference pipeline uses, so the networks see at training time
 exactly the kind of input they get in the app. Held-out evaluation cases use other
@@ -55,10 +55,10 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------- phantom cases
 def generate_case(seed: int, variant: str = "standard", noise_free: bool = False,
                   shape_zyx: Sequence[int] = DEMO_SHAPE, spacing: Sequence[float] = DEMO_SPACING):
-    """A phantom (``medviewer.imaging.phantoms.PhantomCase``) on the demo CT grid."""
+    """A phantom (``medviewer.demo.phantoms.PhantomCase``) on the demo CT grid."""
     import dataclasses
 
-    from medviewer.imaging import phantoms
+    from medviewer.demo import phantoms
 
     params = phantoms.ChestPhantomParams.from_seed(seed, variant=variant)
     if noise_free:

@@ -4,7 +4,7 @@
 
 A small residual CNN (``medviewer.DenoiseCNN``, DnCNN-like) working on the image's
 own grid. Trained on noise-free synthetic chest CT phantoms (seeds 1000-1011) with CT-like
-noise (in-plane correlated Gaussian, 5-60 HU, as ``medviewer.imaging.phantoms`` and
+noise (in-plane correlated Gaussian, 5-60 HU, as ``medviewer.demo.phantoms`` and
 ``simulate_low_dose`` make it) added on the fly; the target is the noise-free image.
 Evaluated on held-out phantoms (seeds 9000-9002) at their normal noise and at a simulated
 quarter dose. Writes resources/models/ct-denoise/.
@@ -89,7 +89,7 @@ def make_training_crops(seed: int) -> dict[str, np.ndarray]:
 def correlated_noise(shape: tuple[int, ...], sigma_hu: torch.Tensor, generator: torch.Generator,
                      pixel_mm: float = common.DEMO_SPACING[0]) -> torch.Tensor:
     """Gaussian noise correlated in-plane like the phantoms' CT noise, with standard deviation ``sigma_hu`` per patch."""
-    from medviewer.imaging.phantoms import NOISE_CORRELATION_MM
+    from medviewer.demo.phantoms import NOISE_CORRELATION_MM
 
     sigma_px = NOISE_CORRELATION_MM / pixel_mm
     radius = max(1, int(np.ceil(3 * sigma_px)))
@@ -115,7 +115,7 @@ def evaluate(package: ModelPackage, seeds) -> dict:
     import dataclasses
 
     from medviewer.ai.pipeline import ModelRunner
-    from medviewer.imaging import phantoms
+    from medviewer.demo import phantoms
 
     runner = ModelRunner(package)
     rows = {"normal dose": {"before": [], "after": []}, "quarter dose": {"before": [], "after": []}}
@@ -159,7 +159,7 @@ It runs on slabs of 8 slices, so a run can be cancelled within about a second.
 **Demonstration model trained on synthetic data only. Not for clinical use.**
 
 ## Training data
-{len(train_seeds)} noise-free synthetic chest CT phantoms (`medviewer.imaging.phantoms`,
+{len(train_seeds)} noise-free synthetic chest CT phantoms (`medviewer.demo.phantoms`,
 variant "standard", seeds {min(train_seeds)}-{max(train_seeds)}) rendered on the demo CT grid
 (0.7 x 0.7 x 1.5 mm); {CROPS_PER_CASE} crops of {CROP[2]} x {CROP[1]} x {CROP[0]} voxels per phantom. Inputs get
 in-plane correlated Gaussian noise of {NOISE_RANGE_HU[0]:g}-{NOISE_RANGE_HU[1]:g} HU (the phantoms' noise

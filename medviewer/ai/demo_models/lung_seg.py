@@ -42,7 +42,7 @@ TRAIN_PATCH = (80, 80, 80)
 
 
 def manifest(metrics: dict | None = None, training_data: str = "") -> ModelManifest:
-    from medviewer.imaging.phantoms import LABEL_COLORS
+    from medviewer.demo.phantom_tissues import LABEL_COLORS
 
     return ModelManifest.from_dict({
         "name": NAME,
@@ -67,7 +67,7 @@ def manifest(metrics: dict | None = None, training_data: str = "") -> ModelManif
         },
         "runtime": {"type": "builtin", "file": "weights.pt", "architecture": "monai.UNet", "arguments": ARGUMENTS},
         "provenance": {
-            "training_data": training_data or "synthetic chest CT phantoms (medviewer.imaging.phantoms)",
+            "training_data": training_data or "synthetic chest CT phantoms (medviewer.demo.phantoms)",
             "license": "Apache-2.0",
             "metrics": metrics or {},
             "authors": "medviewer contributors",
@@ -148,7 +148,7 @@ spacing in LPS orientation, intensities windowed to -1000..1000 HU.
 **Demonstration model trained on synthetic data only. Not for clinical use.**
 
 ## Training data
-{len(train_seeds)} synthetic chest CT phantoms (`medviewer.imaging.phantoms`, variant
+{len(train_seeds)} synthetic chest CT phantoms (`medviewer.demo.phantoms`, variant
 "standard", seeds {min(train_seeds)}-{max(train_seeds)}) rendered on the demo CT grid
 (512 x 512 x 200 at 0.7 x 0.7 x 1.5 mm) and resampled to the model grid with the
 inference pipeline's own preprocessing. Nodules are counted as part of the lung of their

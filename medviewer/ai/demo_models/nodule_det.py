@@ -75,7 +75,7 @@ def manifest(metrics: dict | None = None, training_data: str = "", probability_t
         },
         "runtime": {"type": "builtin", "file": "weights.pt", "architecture": "monai.UNet", "arguments": ARGUMENTS},
         "provenance": {
-            "training_data": training_data or "synthetic chest CT phantoms (medviewer.imaging.phantoms)",
+            "training_data": training_data or "synthetic chest CT phantoms (medviewer.demo.phantoms)",
             "license": "Apache-2.0",
             "metrics": metrics or {},
             "authors": "medviewer contributors",
@@ -201,7 +201,7 @@ below score {SCORE_THRESHOLD} are dropped and overlapping boxes suppressed (NMS,
 **Demonstration model trained on synthetic data only. Not for clinical use.**
 
 ## Training data
-{len(train_seeds)} synthetic chest CT phantoms (`medviewer.imaging.phantoms`, variant
+{len(train_seeds)} synthetic chest CT phantoms (`medviewer.demo.phantoms`, variant
 "standard", seeds {min(train_seeds)}-{max(train_seeds)}, 3-8 solid, part-solid and
 ground-glass nodules of 4-30 mm each) rendered on the demo CT grid (512 x 512 x 200 at
 0.7 x 0.7 x 1.5 mm), resampled to {SPACING_MM:g} mm with the pipeline's own preprocessing and cropped
