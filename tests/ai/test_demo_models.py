@@ -91,6 +91,15 @@ def test_evaluate_only_keeps_the_weights_and_the_training_record(tiny_grid, tmp_
     assert after["metrics"] == before["metrics"]  # same weights, same phantoms, same metrics: deterministic
     assert after["created"] == before["created"]
 
+    # The package is re-scored as shipped: its own manifest, even where it differs from the script's.
+    manifest = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    manifest["inference"]["overlap"] = 0.5
+    (out / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert lung_seg.main(["--evaluate-only", "--held-out", "1", "--out", str(out)]) == 0
+    rescored = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    assert rescored["inference"]["overlap"] == 0.5 and rescored["runtime"] == manifest["runtime"]
+    assert (out / "weights.pt").read_bytes() == weights
+
 
 def test_demo_models_and_fine_tuning_share_one_dice():
     # Two empty masks have no Dice (not 1.0): the structure says nothing about the model.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import random
 import time
@@ -31,6 +30,7 @@ import torch
 from medviewer.ai.architectures import build_architecture
 from medviewer.ai.manifest import MODEL_CARD_NAME, ModelManifest, write_manifest
 from medviewer.ai.packaging import save_package
+from medviewer.ai.pipeline import load_package
 from medviewer.ai.preprocess import prepare_input, resample_labels
 from medviewer.ai.registry import ModelPackage
 from medviewer.ai.training.augment import augment_intensity, random_flips
@@ -153,11 +153,11 @@ MODULES = {"ct-lung-seg": "lung_seg", "ct-nodule-det": "nodule_det", "ct-denoise
 class DemoModel:
     """What one demo model's script defines; ``main`` trains, evaluates and packages it.
 
-    ``manifest(metrics, training_data, created)`` builds its manifest;
+    ``manifest(metrics, training_data, created)`` builds the manifest a training run writes;
     ``training_step(network, seeds, draft, batch, generator)`` prepares the training
     cases of ``seeds`` and returns ``step(iteration) -> loss``; ``evaluate(package,
     seeds)`` scores a package on held-out phantoms; ``model_card(metrics, seeds,
-    iterations, minutes)`` writes its card; ``training_data(seeds)`` says what it was
+    iterations, minutes, manifest)`` writes the card of the package with ``manifest``; ``training_data(seeds)`` says what it was
     trained on; ``summary(metrics)`` is the last log line.
     """
 
@@ -169,7 +169,7 @@ class DemoModel:
     manifest: Callable[..., ModelManifest]
     training_step: Callable[..., Callable[[int], torch.Tensor]]
     evaluate: Callable[[ModelPackage, list[int]], dict]
-    model_card: Callable[[dict, list[int], int, float], str]
+    model_card: Callable[[dict, list[int], int, float, ModelManifest], str]
     training_data: Callable[[list[int]], str]
     summary: Callable[[dict], str]
     iterations: int
@@ -228,6 +228,20 @@ def parse_arguments(model: DemoModel, argv: Sequence[str] | None) -> argparse.Na
     return parser.parse_args(argv)
 
 
+def _differences(expected: dict, actual: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the manifest fields (provenance aside) whose values differ."""
+    names = []
+    for key in sorted(set(expected) | set(actual)):
+        if not prefix and key == "provenance":
+            continue
+        a, b = expected.get(key), actual.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(prefix + key)
+    return names
+
+
 def main(model: DemoModel, argv: Sequence[str] | None = None) -> int:
     """Train (or, with ``--evaluate-only``, re-score) ``model`` and write its package to ``--out``."""
     args = parse_arguments(model, argv)
@@ -237,18 +251,24 @@ def main(model: DemoModel, argv: Sequence[str] | None = None) -> int:
     held_out = list(HELD_OUT_SEEDS)[: args.held_out]
     draft = model.manifest()
     if args.evaluate_only:
-        shipped = json.loads((out / "model.json").read_text(encoding="utf-8"))["provenance"]
-        previous = shipped["metrics"]
+        # Re-score the package exactly as shipped: its own manifest (spacing, thresholds) with its weights.
+        package = load_package(out, origin="builtin")
+        shipped = package.manifest
+        differences = _differences(draft.to_dict(), shipped.to_dict())
+        if differences:
+            log(f"the package in {out} differs from this script's manifest in {', '.join(differences)}; "
+                "it is evaluated as shipped")
+        previous = shipped.provenance.metrics
         record = {key: previous[key] for key in TRAINING_RECORD if key in previous}
         record.setdefault("training_iterations_requested", previous["training_iterations"])
-        metrics = model.evaluate(ModelPackage(out, draft, "builtin"), held_out)
+        metrics = model.evaluate(package, held_out)
         # Timing depends on the machine; the evaluation may run on a busy one.
         metrics["seconds_per_case_cpu"] = previous.get("seconds_per_case_cpu", metrics.get("seconds_per_case_cpu"))
         metrics.update(record)
-        final = model.manifest(metrics, model.training_data(train_seeds), shipped.get("created"))
+        final = shipped.derive(provenance=dataclasses.replace(shipped.provenance, metrics=metrics))
         write_manifest(final, out)
         atomic_write_text(out / MODEL_CARD_NAME, model.model_card(metrics, train_seeds, record["training_iterations"],
-                                                                  record["training_minutes"]))
+                                                                  record["training_minutes"], final))
     else:
         network = build_architecture(model.architecture, model.arguments)
         generator = torch.Generator().manual_seed(model.seed)
@@ -263,6 +283,6 @@ def main(model: DemoModel, argv: Sequence[str] | None = None) -> int:
                        training_minutes=round(minutes, 1), training_toolkit=TOOLKIT,
                        final_training_loss=round(float(np.mean(losses[-model.report_every:])), model.loss_digits))
         final = model.manifest(metrics, model.training_data(train_seeds))
-        save_package(out, final, network, model.model_card(metrics, train_seeds, len(losses), minutes))
+        save_package(out, final, network, model.model_card(metrics, train_seeds, len(losses), minutes, final))
     log(f"wrote {out}: {model.summary(metrics)}")
     return 0

@@ -114,7 +114,7 @@ def evaluate(package: ModelPackage, seeds) -> dict:
     }
 
 
-def model_card(metrics: dict, train_seeds, iterations: int, minutes: float) -> str:
+def model_card(metrics: dict, train_seeds, iterations: int, minutes: float, package: ModelManifest) -> str:
     table = [(name, f"{values['noisy']:.1f}", f"{values['denoised']:.1f}",
               f"{100 * (1 - values['denoised'] / values['noisy']):.0f} %")
              for name, values in metrics["rmse_hu_in_body"].items()]

@@ -140,7 +140,7 @@ def evaluate(package: ModelPackage, seeds) -> dict:
     }
 
 
-def model_card(metrics: dict, train_seeds, iterations: int, minutes: float) -> str:
+def model_card(metrics: dict, train_seeds, iterations: int, minutes: float, package: ModelManifest) -> str:
     rows = [(name, _score(metrics["dice_mean"][name]), _score(metrics["dice_min"][name])) for name in LABELS.values()]
     return f"""# CT lungs and chest structures (demo) - {NAME} {VERSION}
 

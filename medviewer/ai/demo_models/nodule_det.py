@@ -124,19 +124,20 @@ def evaluate(package: ModelPackage, seeds) -> dict:
         detections = [(d.score, np.asarray(d.center)) for d in result.detections]
         per_scan.append((detections, truth))
         common.log(f"held-out seed {seed}: {len(truth)} nodules, {len(detections)} candidates")
+    threshold = package.manifest.outputs.score_threshold  # the package's own operating point
     froc = froc_points(per_scan)
     operating = froc_points(
-        [([(s, c) for s, c in dets if s >= SCORE_THRESHOLD], truth) for dets, truth in per_scan], fp_rates=(1e9,)
+        [([(s, c) for s, c in dets if s >= threshold], truth) for dets, truth in per_scan], fp_rates=(1e9,)
     )[1e9]
     false_positives = sum(
-        sum(1 for s, c in dets if s >= SCORE_THRESHOLD and not _hits(c, truth)) for dets, truth in per_scan
+        sum(1 for s, c in dets if s >= threshold and not _hits(c, truth)) for dets, truth in per_scan
     ) / len(per_scan)
-    by_size = _sensitivity_by_size(per_scan)
+    by_size = _sensitivity_by_size(per_scan, threshold)
     return {
         "froc_sensitivity": {f"{rate:g} FP/scan": round(value, 3) for rate, value in froc.items()},
         "sensitivity_at_1_fp_per_scan": round(froc[1], 3),
         "sensitivity_at_4_fp_per_scan": round(froc[4], 3),
-        "operating_point": {"score_threshold": SCORE_THRESHOLD, "sensitivity": round(operating, 3),
+        "operating_point": {"score_threshold": threshold, "sensitivity": round(operating, 3),
                             "false_positives_per_scan": round(false_positives, 2)},
         "sensitivity_by_diameter_at_operating_point": by_size,
         "held_out_scans": len(seeds),
@@ -150,11 +151,11 @@ def _hits(centre, truth) -> bool:
     return any(centre_hits(centre, nodule) for nodule in truth)
 
 
-def _sensitivity_by_size(per_scan) -> dict[str, str]:
+def _sensitivity_by_size(per_scan, threshold: float) -> dict[str, str]:
     bins = {"< 6 mm": (0, 6), "6-10 mm": (6, 10), "10-20 mm": (10, 20), ">= 20 mm": (20, 1e9)}
     counts = {name: [0, 0] for name in bins}
     for detections, truth in per_scan:
-        kept = [c for s, c in detections if s >= SCORE_THRESHOLD]
+        kept = [c for s, c in detections if s >= threshold]
         for nodule in truth:
             name = next(n for n, (lo, hi) in bins.items() if lo <= nodule["diameter_mm"] < hi)
             counts[name][1] += 1
@@ -162,17 +163,20 @@ def _sensitivity_by_size(per_scan) -> dict[str, str]:
     return {name: f"{found}/{total}" for name, (found, total) in counts.items()}
 
 
-def model_card(metrics: dict, train_seeds, iterations: int, minutes: float) -> str:
+def model_card(metrics: dict, train_seeds, iterations: int, minutes: float, package: ModelManifest) -> str:
+    """The card of the package with manifest ``package`` (its spacing and thresholds, which may predate this script's)."""
+    spacing = package.input.spacing[0]
+    outputs = package.outputs
     froc_rows = [(rate, f"{value:.3f}") for rate, value in metrics["froc_sensitivity"].items()]
     size_rows = list(metrics["sensitivity_by_diameter_at_operating_point"].items())
     op = metrics["operating_point"]
     return f"""# CT lung nodules (demo) - {NAME} {VERSION}
 
 Finds **lung nodules** on chest CT and returns 3D boxes (world mm) with a score 0..1.
-A small MONAI `UNet` (channels 16-32-64-128, one residual unit per level) at {SPACING_MM:g} mm
+A small MONAI `UNet` (channels 16-32-64-128, one residual unit per level) at {spacing:g} mm
 isotropic spacing predicts a nodule probability map; each connected region above
-probability {PROBABILITY_THRESHOLD} becomes a box scored by its peak probability; boxes
-below score {SCORE_THRESHOLD} are dropped and overlapping boxes suppressed (NMS, IoU 0.1).
+probability {outputs.probability_threshold} becomes a box scored by its peak probability; boxes
+below score {outputs.score_threshold} are dropped and overlapping boxes suppressed (NMS, IoU {outputs.nms_iou:g}).
 
 **Demonstration model trained on synthetic data only. Not for clinical use.**
 
@@ -180,7 +184,7 @@ below score {SCORE_THRESHOLD} are dropped and overlapping boxes suppressed (NMS,
 {len(train_seeds)} synthetic chest CT phantoms (`medviewer.demo.phantoms`, variant
 "standard", seeds {min(train_seeds)}-{max(train_seeds)}, 3-8 solid, part-solid and
 ground-glass nodules of 4-30 mm each) rendered on the demo CT grid (512 x 512 x 200 at
-0.7 x 0.7 x 1.5 mm), resampled to {SPACING_MM:g} mm with the pipeline's own preprocessing and cropped
+0.7 x 0.7 x 1.5 mm), resampled to {spacing:g} mm with the pipeline's own preprocessing and cropped
 to the lungs. 64^3 patches: 50 % centred on a randomly chosen nodule (so small and large
 nodules are seen equally often), 25 % on dense tissue inside the lungs (vessels: the
 usual false positives), 25 % anywhere; random flips; loss: binary cross-entropy plus a
@@ -203,9 +207,9 @@ CPU inference on one 512 x 512 x 200 phantom: about {metrics['seconds_per_case_c
 
 ## Limitations
 Synthetic nodules and vessels are idealised; real scans have many more nodule mimics.
-Nodules smaller than about 6 mm are mostly missed at {SPACING_MM:g} mm. Expect poor results on
+Nodules smaller than about 6 mm are mostly missed at {spacing:g} mm. Expect poor results on
 real patients.
-Boxes surround the region the network is confident about (probability >= 0.5), so
+Boxes surround the region the network is confident about (probability >= {outputs.probability_threshold}), so
 they tend to be smaller than large nodules (a 30 mm nodule gets a box of about 15-25 mm).
 The network was trained on lung-cropped patches with instance normalisation: on images
 covering less than about 7 cm head to foot it becomes unreliable.
