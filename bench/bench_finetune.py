@@ -43,7 +43,7 @@ _LAST: dict = {}
 
 
 def dense_case(seed: int):
-    from medviewer.imaging.phantoms import ChestPhantomParams, generate_chest_ct
+    from medviewer.demo.phantoms import ChestPhantomParams, generate_chest_ct
 
     return generate_chest_ct(ChestPhantomParams.from_seed(seed, variant="dense_lungs"), GRID_SHAPE, GRID_SPACING)
 

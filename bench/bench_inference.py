@@ -20,7 +20,7 @@ MEMORY_GOAL = "< 3 GB"
 
 def demo_ct():
     """The demo study's CT (same seed and grid as ``medviewer --demo``), generated in memory."""
-    from medviewer.imaging.phantoms import ChestPhantomParams, generate_chest_ct
+    from medviewer.demo.phantoms import ChestPhantomParams, generate_chest_ct
     from medviewer.services.demo import DEMO_SEED
 
     return generate_chest_ct(ChestPhantomParams.from_seed(DEMO_SEED)).volume

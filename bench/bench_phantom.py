@@ -28,8 +28,8 @@ def collect(repeats: int = 3) -> list[Row]:
     import numpy as np
     import SimpleITK as sitk
 
-    from medviewer.imaging.phantom_radiograph import chest_radiograph
-    from medviewer.imaging.phantoms import ChestPhantomParams, generate_chest_ct
+    from medviewer.demo.phantom_radiograph import chest_radiograph
+    from medviewer.demo.phantoms import ChestPhantomParams, generate_chest_ct
     from medviewer.imaging.sitk_bridge import volume_to_sitk
     from medviewer.io.dicom_write import write_dicom_series
     from medviewer.services.demo import ensure_demo_data

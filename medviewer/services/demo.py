@@ -193,7 +193,7 @@ def _publish(staging: Path, target: Path, shape, spacing) -> None:
 
 # ---------------------------------------------------------------------------- generation
 def _generate(folder: Path, shape, spacing, progress: ProgressCallback, cancel: CancelToken | None) -> list[str]:
-    from medviewer.imaging.phantoms import LABELS, ChestPhantomParams, generate_chest_ct
+    from medviewer.demo.phantoms import LABELS, ChestPhantomParams, generate_chest_ct
     from medviewer.io.dicom_write import write_dicom_series
     from medviewer.io.writers import write_label_map
 
@@ -211,7 +211,7 @@ def _generate(folder: Path, shape, spacing, progress: ProgressCallback, cancel: 
     write_label_map(case.labels, folder / _LAYOUT["ct_labels_path"])
     boxes = {
         "description": "Ground-truth nodules of the medviewer demo chest CT phantom",
-        "phantom": {"seed": DEMO_SEED, "variant": params.variant, "generator": "medviewer.imaging.phantoms"},
+        "phantom": {"seed": DEMO_SEED, "variant": params.variant, "generator": "medviewer.demo.phantoms"},
         "geometry": case.volume.geometry.to_dict(),
         "labels": {str(value): name for value, name in LABELS.items()},
         "nodules": case.nodule_records(),
@@ -233,7 +233,7 @@ def _generate(folder: Path, shape, spacing, progress: ProgressCallback, cancel: 
 def _write_radiograph(case, params, folder: Path) -> None:
     import SimpleITK as sitk
 
-    from medviewer.imaging.phantom_radiograph import chest_radiograph
+    from medviewer.demo.phantom_radiograph import chest_radiograph
     from medviewer.io.dicom_write import write_dicom_radiograph
 
     back_of_patient = params.body_offset[1] + params.body_half_depth_back + 3.0  # leave out the table

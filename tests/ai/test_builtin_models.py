@@ -11,8 +11,9 @@ import pytest
 
 from medviewer.ai.pipeline import ModelRunner
 from medviewer.ai.registry import BUILTIN_MODELS_DIR, ModelRegistry
+from medviewer.ai.training.metrics import dice
 from medviewer.core.volume import Volume
-from medviewer.imaging.phantoms import ChestPhantomParams, generate_chest_ct
+from medviewer.demo.phantoms import ChestPhantomParams, generate_chest_ct
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +51,8 @@ def test_lung_segmentation_on_a_held_out_phantom(builtin, coarse_phantom):
     labels = result.label_map
     assert labels.geometry == volume.geometry and labels.source == "ct-lung-seg 1.0.0"
     for value in (1, 2):  # right and left lung (nodules are left out of the truth here)
-        predicted, expected = labels.array == value, truth == value
-        dice = 2 * np.logical_and(predicted, expected).sum() / (predicted.sum() + expected.sum())
-        assert dice > 0.85, f"{labels.table[value].name}: Dice {dice:.3f}"
+        score = dice(labels.array == value, truth == value)
+        assert score > 0.85, f"{labels.table[value].name}: Dice {score:.3f}"
     # Right lung is on the patient's right: smaller world x (LPS) than the left lung.
     k, j, i = np.nonzero(labels.array == 1)
     right_x = volume.geometry.index_to_world(np.stack([i, j, k], 1).mean(0))[0]

@@ -20,6 +20,7 @@ from medviewer.ai.registry import ModelRegistry
 from medviewer.ai.training import IGNORE_VALUE, TrainingEvent, TrainingRequest, TrainingSettings
 from medviewer.ai.training.checkpoint import checkpoint_path, load_checkpoint
 from medviewer.ai.training.data import box_targets, detection_plan, segmentation_plan, split_cases
+from medviewer.ai.training.metrics import dice
 from medviewer.ai.training.package import choose_version
 from medviewer.ai.training.trainer import run_training
 from medviewer.core.detection import Detection, DetectionStatus
@@ -50,10 +51,6 @@ def quick_settings(**changes) -> TrainingSettings:
 
 def state_of(folder) -> dict[str, torch.Tensor]:
     return torch.load(folder / "weights.pt", weights_only=True)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
 
 
 # ---------------------------------------------------------------------------- the main path

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 
 from medviewer.core import Detection, Document, Geometry, LabelMap, LabelTable, Volume
-from medviewer.imaging.phantoms import ChestPhantomParams, generate_chest_ct
+from medviewer.demo.phantoms import ChestPhantomParams, generate_chest_ct
 from medviewer.services.demo import DEMO_SEED
 from medviewer.ui.volume_view import DISABLE_ENV_VAR, PRESETS, VolumeView, opengl_status
 from medviewer.ui.volume_view import widget as widget_module

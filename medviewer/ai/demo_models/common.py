@@ -1,32 +1,44 @@
-"""Shared pieces of the demo-model training scripts: seeds, cached phantom cases, patch sampling, training, packaging, metrics.
+"""What the demo-model scripts share: seeds, cached phantom cases, the command line and ``main``.
 
 The demo models are trained on the synthetic chest CT phantoms
-(``medviewer.imaging.phantoms``) with fixed seeds. Training cases are generated at
-the demo CT's resolution and brought to the model grid with the same
-``prepare_input`` the inference pipeline uses, so the networks see at training time
-exactly the kind of input they get in the app. Held-out evaluation cases use other
-seeds and run through the full inference pipeline (model grid and back).
+(``medviewer.demo.phantoms``) with fixed seeds, using the same toolkit as fine-tuning
+in the app (``medviewer.ai.training``: patch sampler, augmentation, losses, the
+learning-rate schedule and the metrics), so a model card and a fine-tuning report
+score a model the same way. Training cases are generated at the demo CT's resolution
+and brought to the model grid with the same ``prepare_input`` the inference pipeline
+uses, so the networks see at training time exactly the kind of input they get in the
+app. Held-out evaluation cases use other seeds and run through the full inference
+pipeline (model grid and back).
+
+Each script describes its model with a ``DemoModel`` and calls ``main``.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import dataclasses
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-from medviewer.ai.manifest import ModelManifest
+from medviewer.ai.architectures import build_architecture
+from medviewer.ai.manifest import MODEL_CARD_NAME, ModelManifest, write_manifest
 from medviewer.ai.packaging import save_package
+from medviewer.ai.pipeline import load_package
 from medviewer.ai.preprocess import prepare_input, resample_labels
-from medviewer.ai.training.augment import augment_intensity  # noqa: F401 - shared with fine-tuning (medviewer train)
+from medviewer.ai.registry import ModelPackage
+from medviewer.ai.training.augment import augment_intensity, random_flips
+from medviewer.ai.training.loop import train_iterations
+from medviewer.ai.training.sampling import PatchSampler
 from medviewer.core.geometry import Geometry
 from medviewer.core.paths import cache_dir
+from medviewer.demo import phantoms
 from medviewer.io.atomic import atomic_write_text, atomic_write_with
 
 #: Where the built-in packages are written (the repository's resources/models).
@@ -35,9 +47,16 @@ RESOURCES_MODELS = Path(__file__).resolve().parents[3] / "resources" / "models"
 #: The demo CT's grid (issue 2): about 512 x 512 x 200 at realistic spacing.
 DEMO_SHAPE = (200, 512, 512)  # (z, y, x)
 DEMO_SPACING = (0.7, 0.7, 1.5)  # (x, y, z) mm
+_DEFAULT_GRID = (DEMO_SHAPE, DEMO_SPACING)
 
 TRAIN_SEEDS = range(1000, 1040)
 HELD_OUT_SEEDS = range(9000, 9010)
+
+#: What trains the demo models (recorded in their metrics as ``training_toolkit``).
+TOOLKIT = "medviewer.ai.training"
+#: Metrics that describe the training run, not the model's quality (kept when re-evaluating).
+TRAINING_RECORD = ("training_iterations", "training_iterations_requested", "training_minutes", "final_training_loss",
+                   "training_toolkit")
 
 
 def set_seeds(seed: int, threads: int = 2) -> None:
@@ -52,18 +71,18 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def threads_from_env(default: int = 2) -> int:
+    return int(os.environ.get("MEDVIEWER_TRAIN_THREADS", default))
+
+
 # ---------------------------------------------------------------------------- phantom cases
 def generate_case(seed: int, variant: str = "standard", noise_free: bool = False,
-                  shape_zyx: Sequence[int] = DEMO_SHAPE, spacing: Sequence[float] = DEMO_SPACING):
-    """A phantom (``medviewer.imaging.phantoms.PhantomCase``) on the demo CT grid."""
-    import dataclasses
-
-    from medviewer.imaging import phantoms
-
+                  shape_zyx: Sequence[int] | None = None, spacing: Sequence[float] | None = None):
+    """A phantom (``medviewer.demo.phantoms.PhantomCase``) on the demo CT grid (``DEMO_SHAPE``, ``DEMO_SPACING``)."""
     params = phantoms.ChestPhantomParams.from_seed(seed, variant=variant)
     if noise_free:
         params = dataclasses.replace(params, noise_hu=0.0)
-    return phantoms.generate_chest_ct(params, shape=tuple(shape_zyx), spacing=tuple(spacing))
+    return phantoms.generate_chest_ct(params, shape=tuple(shape_zyx or DEMO_SHAPE), spacing=tuple(spacing or DEMO_SPACING))
 
 
 def cached_arrays(model: str, seed: int, make: Callable[[int], dict[str, np.ndarray]], tag: str = "") -> dict[str, np.ndarray]:
@@ -74,6 +93,8 @@ def cached_arrays(model: str, seed: int, make: Callable[[int], dict[str, np.ndar
     """
     folder = cache_dir() / "demo_training" / model
     folder.mkdir(parents=True, exist_ok=True)
+    if (tuple(DEMO_SHAPE), tuple(DEMO_SPACING)) != _DEFAULT_GRID:  # a test's small grid never mixes with real cases
+        tag = "-".join(filter(None, [tag, "x".join(map(str, DEMO_SHAPE)), "x".join(f"{v:g}" for v in DEMO_SPACING)]))
     path = folder / f"seed{seed}{'-' + tag if tag else ''}.npz"
     if path.is_file():
         with np.load(path) as data:
@@ -90,195 +111,88 @@ def to_model_grid(image: np.ndarray, labels: np.ndarray | None, geometry: Geomet
     return prepared, grid_labels
 
 
-# ---------------------------------------------------------------------------- sampling and training
-class PatchSampler:
-    """Random training patches; a share of them centred on a chosen foreground voxel.
+def phantom_training_data(seeds: Sequence[int]) -> str:
+    """The manifest's ``training_data`` of a model trained on standard phantoms on the demo grid."""
+    return (f"{len(seeds)} synthetic chest CT phantoms, variant standard, seeds "
+            f"{min(seeds)}-{max(seeds)}, 512x512x200 at 0.7x0.7x1.5 mm")
 
-    Parameters
-    ----------
-    hard_negatives, hard_fraction:
-        Masks (one per case) of background voxels that are easily mistaken for
-        foreground, and the share of patches centred on one of them.
-    per_object:
-        Centre foreground patches on a random voxel of a random connected object
-        rather than of a random foreground voxel, so small objects are seen as often
-        as large ones.
-    images, targets:
-        (z, y, x) arrays on the model grid.
-    patch_zyx:
-        Patch size; images are padded with ``pad_value`` (targets with 0) when smaller.
-    foreground_fraction:
-        Share of patches centred on a voxel where ``foreground(target)`` is true.
+
+# ---------------------------------------------------------------------------- training steps
+def patch_step(network: torch.nn.Module, sampler: PatchSampler, loss: torch.nn.Module, batch: int,
+               generator: torch.Generator, flip_axes: Sequence[int] = ()) -> Callable[[int], torch.Tensor]:
+    """One training step as fine-tuning does it: balanced patches, flips, intensity augmentation, the task's loss."""
+
+    def step(_iteration: int) -> torch.Tensor:
+        images, targets = (torch.from_numpy(a) for a in sampler.sample(batch))
+        images, targets = random_flips(images, targets, flip_axes, generator)
+        images = augment_intensity(images, generator)
+        return loss(network(images), targets)
+
+    return step
+
+
+# ---------------------------------------------------------------------------- model description
+def provenance(name: str, metrics: dict | None, training_data: str, default_training_data: str,
+               created: str | None = None) -> dict[str, Any]:
+    """The manifest's provenance block of a demo model."""
+    return {
+        "training_data": training_data or default_training_data,
+        "license": "Apache-2.0",
+        "metrics": metrics or {},
+        "authors": "medviewer contributors",
+        "created": created or time.strftime("%Y-%m-%d"),
+        "training_command": f"python -m medviewer.ai.demo_models.{MODULES[name]}",
+    }
+
+
+#: Script module of each demo model (the training command in its manifest).
+MODULES = {"ct-lung-seg": "lung_seg", "ct-nodule-det": "nodule_det", "ct-denoise": "denoise"}
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """What one demo model's script defines; ``main`` trains, evaluates and packages it.
+
+    ``manifest(metrics, training_data, created)`` builds the manifest a training run writes;
+    ``training_step(network, seeds, draft, batch, generator)`` prepares the training
+    cases of ``seeds`` and returns ``step(iteration) -> loss``; ``evaluate(package,
+    seeds)`` scores a package on held-out phantoms; ``model_card(metrics, seeds,
+    iterations, minutes, manifest)`` writes the card of the package with ``manifest``; ``training_data(seeds)`` says what it was
+    trained on; ``summary(metrics)`` is the last log line.
     """
 
-    def __init__(self, images: list[np.ndarray], targets: list[np.ndarray], patch_zyx: Sequence[int],
-                 foreground_fraction: float = 0.5, pad_value: float = 0.0,
-                 foreground: Callable[[np.ndarray], np.ndarray] = lambda t: t > 0, seed: int = 0,
-                 per_object: bool = False, hard_negatives: list[np.ndarray] | None = None,
-                 hard_fraction: float = 0.0) -> None:
-        self.patch = tuple(int(p) for p in patch_zyx)
-        self.rng = np.random.default_rng(seed)
-        self.images, self.targets, self.foreground = [], [], []
-        self.objects: list[tuple[int, np.ndarray]] = []  # (case, voxels of one connected object)
-        for case, (image, target) in enumerate(zip(images, targets)):
-            pad = [(0, max(0, p - s)) for p, s in zip(self.patch, image.shape)]
-            image = np.pad(image, pad, constant_values=pad_value)
-            target = np.pad(target, pad)
-            self.images.append(image)
-            self.targets.append(target)
-            self.foreground.append(np.argwhere(foreground(target)))
-            if per_object:
-                components, count = ndimage.label(foreground(target))
-                for slices, number in zip(ndimage.find_objects(components), range(1, count + 1)):
-                    voxels = np.argwhere(components[slices] == number) + [s.start for s in slices]
-                    self.objects.append((case, voxels))
-        self.foreground_fraction = foreground_fraction
-        self.per_object = per_object
-        # Voxels where mistakes are likely (e.g. vessels that look like nodules), as (case, z, y, x) rows.
-        self.hard = np.concatenate(
-            [np.concatenate([np.full((len(v), 1), case), v], axis=1)
-             for case, v in enumerate(np.argwhere(mask) for mask in hard_negatives)]
-        ) if hard_negatives else np.zeros((0, 4), int)
-        self.hard_fraction = hard_fraction if len(self.hard) else 0.0
-
-    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images, targets = [], []
-        for _ in range(batch):
-            case = int(self.rng.integers(len(self.images)))
-            image, target, foreground = self.images[case], self.targets[case], self.foreground[case]
-            shape = np.asarray(image.shape)
-            draw = self.rng.random()
-            if draw < self.hard_fraction:
-                row = self.hard[int(self.rng.integers(len(self.hard)))]
-                case, centre = int(row[0]), row[1:]
-                image, target = self.images[case], self.targets[case]
-                shape = np.asarray(image.shape)
-                jitter = self.rng.integers(-np.asarray(self.patch) // 4, np.asarray(self.patch) // 4 + 1)
-                start = centre + jitter - np.asarray(self.patch) // 2
-            elif self.per_object and self.objects and draw - self.hard_fraction < self.foreground_fraction:
-                # Every object (e.g. each nodule, small or large) is equally likely to be shown.
-                case, voxels = self.objects[int(self.rng.integers(len(self.objects)))]
-                image, target = self.images[case], self.targets[case]
-                shape = np.asarray(image.shape)
-                centre = voxels[int(self.rng.integers(len(voxels)))]
-                jitter = self.rng.integers(-np.asarray(self.patch) // 4, np.asarray(self.patch) // 4 + 1)
-                start = centre + jitter - np.asarray(self.patch) // 2
-            elif not self.per_object and len(foreground) and draw - self.hard_fraction < self.foreground_fraction:
-                centre = foreground[int(self.rng.integers(len(foreground)))]
-                jitter = self.rng.integers(-np.asarray(self.patch) // 4, np.asarray(self.patch) // 4 + 1)
-                start = centre + jitter - np.asarray(self.patch) // 2
-            else:
-                start = self.rng.integers(0, shape - self.patch + 1)
-            start = np.clip(start, 0, shape - self.patch)
-            block = tuple(slice(int(s), int(s) + p) for s, p in zip(start, self.patch))
-            images.append(image[block])
-            targets.append(target[block])
-        return (torch.from_numpy(np.stack(images)[:, None].astype(np.float32)),
-                torch.from_numpy(np.stack(targets)[:, None]))
-
-
-def random_flips(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator,
-                 axes: Sequence[int] = (2, 3, 4)) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flip the whole batch along each of ``axes`` with probability 1/2 (for tasks without a left/right meaning)."""
-    for axis in axes:
-        if torch.rand(1, generator=generator) < 0.5:
-            images, targets = images.flip(axis), targets.flip(axis)
-    return images, targets
-
-
-def train_loop(network: torch.nn.Module, step: Callable[[int], torch.Tensor], iterations: int,
-               learning_rate: float = 2e-3, minutes: float | None = None, report_every: int = 25) -> list[float]:
-    """Adam with cosine decay; ``step(i)`` returns the loss of iteration ``i``.
-
-    The schedule follows whichever is further along: iterations done or the time
-    budget ``minutes`` used (then training stops early, with the learning rate fully
-    decayed). Runs that finish their iterations within the budget are reproducible
-    bit for bit; pass ``minutes=None`` (``--minutes 0``) to always run every iteration.
-    """
-    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
-    network.train()
-    losses: list[float] = []
-    started = time.perf_counter()
-    budget = minutes * 60 if minutes else None
-    for iteration in range(iterations):
-        done = iteration / iterations
-        if budget is not None:
-            done = max(done, (time.perf_counter() - started) / budget)
-        if done >= 1.0:
-            log(f"time budget of {minutes} min reached after {iteration} iterations")
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * done)))
-        optimizer.zero_grad(set_to_none=True)
-        loss = step(iteration)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        if (iteration + 1) % report_every == 0:
-            recent = np.mean(losses[-report_every:])
-            log(f"iteration {iteration + 1}/{iterations}: loss {recent:.4f} ({time.perf_counter() - started:.0f} s)")
-    network.eval()
-    return losses
-
-
-# ---------------------------------------------------------------------------- packaging
-def write_model_package(folder: Path, manifest: ModelManifest, network: torch.nn.Module, card: str) -> Path:
-    """Write the package (see ``medviewer.ai.packaging.save_package``)."""
-    return save_package(folder, manifest, network, card)
-
-
-def metrics_table(rows: Iterable[Sequence], headers: Sequence[str]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Dice coefficient of two boolean masks (1.0 when both are empty)."""
-    total = int(prediction.sum()) + int(truth.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(prediction, truth).sum()) / total
-
-
-def froc_points(per_scan: list[tuple[list[tuple[float, np.ndarray]], list[dict]]],
-                fp_rates: Sequence[float] = (0.125, 0.25, 0.5, 1, 2, 4, 8)) -> dict[float, float]:
-    """Sensitivity at given false positives per scan (LUNA16-style FROC).
-
-    ``per_scan`` holds, for each scan, its detections as (score, centre world mm) and
-    its true nodules (``center``, ``diameter_mm``). A detection is a hit when its
-    centre lies within the nodule's radius (at least 3 mm); several hits on one
-    nodule count once, and a detection hitting nothing is a false positive.
-    """
-    candidates = []  # (score, scan, nodule index or -1)
-    total_nodules = 0
-    for scan, (detections, nodules) in enumerate(per_scan):
-        total_nodules += len(nodules)
-        for score, centre in detections:
-            hit = -1
-            best = np.inf
-            for n, nodule in enumerate(nodules):
-                distance = float(np.linalg.norm(np.asarray(centre) - np.asarray(nodule["center"])))
-                if distance <= max(nodule["diameter_mm"] / 2.0, 3.0) and distance < best:
-                    hit, best = n, distance
-            candidates.append((score, scan, hit))
-    candidates.sort(key=lambda c: -c[0])
-    scans = max(1, len(per_scan))
-    found: set[tuple[int, int]] = set()
-    false_positives = 0
-    curve = [(0.0, 0.0)]  # (FP per scan, sensitivity)
-    for score, scan, hit in candidates:
-        if hit < 0:
-            false_positives += 1
-        else:
-            found.add((scan, hit))
-        curve.append((false_positives / scans, len(found) / max(1, total_nodules)))
-    return {rate: max(s for fp, s in curve if fp <= rate) for rate in fp_rates}
+    name: str
+    description: str
+    seed: int
+    architecture: str
+    arguments: dict
+    manifest: Callable[..., ModelManifest]
+    training_step: Callable[..., Callable[[int], torch.Tensor]]
+    evaluate: Callable[[ModelPackage, list[int]], dict]
+    model_card: Callable[[dict, list[int], int, float, ModelManifest], str]
+    training_data: Callable[[list[int]], str]
+    summary: Callable[[dict], str]
+    iterations: int
+    minutes: float
+    train_cases: int
+    held_out: int
+    batch: int
+    learning_rate: float
+    report_every: int = 25
+    loss_digits: int = 5
 
 
 def reproducibility_note(metrics: dict, seed: int) -> str:
     """Model-card text saying how exactly a rerun reproduces these weights."""
     done, requested = metrics["training_iterations"], metrics.get("training_iterations_requested", metrics["training_iterations"])
-    base = (f"Fixed seeds (network {seed}, phantoms as above). A run that completes all its iterations "
+    if metrics.get("training_toolkit") != TOOLKIT:
+        # Weights from before the scripts moved to ai/training, re-scored with --evaluate-only.
+        return (f"These weights were trained ({done} of {requested} iterations, network seed {seed}, phantoms as "
+                f"above) by an earlier version of this script with its own patch sampler, flips and loss; the "
+                f"metrics above are re-computed with `{TOOLKIT}.metrics`. The script now trains with `{TOOLKIT}` "
+                f"(the fine-tuning toolkit), so a rerun trains new weights, not these.")
+    base = (f"Trained with `{TOOLKIT}` (the fine-tuning toolkit's sampler, augmentation, loss and schedule). "
+            f"Fixed seeds (network {seed}, phantoms as above). A run that completes all its iterations "
             f"(e.g. `--minutes 0`) gives bit-identical weights with the same torch version and thread count (2).")
     if done < requested:
         return base + (f" This model's run stopped at its time budget after {done} of {requested} iterations, "
@@ -287,14 +201,88 @@ def reproducibility_note(metrics: dict, seed: int) -> str:
     return base
 
 
-def load_previous_metrics(folder: Path) -> dict:
-    """The metrics of the package already in ``folder`` (to re-evaluate without retraining)."""
-    return json.loads((folder / "model.json").read_text(encoding="utf-8"))["provenance"]["metrics"]
+def card_footer(name: str, metrics: dict, seed: int) -> str:
+    """The model card's last sections: how to reproduce the weights, and the licence."""
+    return f"""## Reproduce
+```
+python -m medviewer.ai.demo_models.{MODULES[name]}      # or: make demo-models
+```
+{reproducibility_note(metrics, seed)}
+
+Licence: Apache-2.0 (weights and code).
+"""
 
 
-def save_json(path: Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+def parse_arguments(model: DemoModel, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m medviewer.ai.demo_models.{MODULES[model.name]}",
+                                     description=model.description)
+    parser.add_argument("--iterations", type=int, default=model.iterations)
+    parser.add_argument("--minutes", type=float, default=model.minutes, help="time budget (0: none)")
+    parser.add_argument("--train-cases", type=int, default=model.train_cases)
+    parser.add_argument("--held-out", type=int, default=model.held_out)
+    parser.add_argument("--batch", type=int, default=model.batch)
+    parser.add_argument("--out", default=str(RESOURCES_MODELS / model.name))
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="keep the weights in --out (not rewritten) and their training record and CPU timing; "
+                             "re-evaluate on the held-out phantoms and rewrite the manifest and model card")
+    return parser.parse_args(argv)
 
 
-def threads_from_env(default: int = 2) -> int:
-    return int(os.environ.get("MEDVIEWER_TRAIN_THREADS", default))
+def _differences(expected: dict, actual: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the manifest fields (provenance aside) whose values differ."""
+    names = []
+    for key in sorted(set(expected) | set(actual)):
+        if not prefix and key == "provenance":
+            continue
+        a, b = expected.get(key), actual.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(prefix + key)
+    return names
+
+
+def main(model: DemoModel, argv: Sequence[str] | None = None) -> int:
+    """Train (or, with ``--evaluate-only``, re-score) ``model`` and write its package to ``--out``."""
+    args = parse_arguments(model, argv)
+    set_seeds(model.seed, threads_from_env())
+    out = Path(args.out)
+    train_seeds = list(TRAIN_SEEDS)[: args.train_cases]
+    held_out = list(HELD_OUT_SEEDS)[: args.held_out]
+    draft = model.manifest()
+    if args.evaluate_only:
+        # Re-score the package exactly as shipped: its own manifest (spacing, thresholds) with its weights.
+        package = load_package(out, origin="builtin")
+        shipped = package.manifest
+        differences = _differences(draft.to_dict(), shipped.to_dict())
+        if differences:
+            log(f"the package in {out} differs from this script's manifest in {', '.join(differences)}; "
+                "it is evaluated as shipped")
+        previous = shipped.provenance.metrics
+        record = {key: previous[key] for key in TRAINING_RECORD if key in previous}
+        record.setdefault("training_iterations_requested", previous["training_iterations"])
+        metrics = model.evaluate(package, held_out)
+        # Timing depends on the machine; the evaluation may run on a busy one.
+        metrics["seconds_per_case_cpu"] = previous.get("seconds_per_case_cpu", metrics.get("seconds_per_case_cpu"))
+        metrics.update(record)
+        final = shipped.derive(provenance=dataclasses.replace(shipped.provenance, metrics=metrics))
+        write_manifest(final, out)
+        atomic_write_text(out / MODEL_CARD_NAME, model.model_card(metrics, train_seeds, record["training_iterations"],
+                                                                  record["training_minutes"], final))
+    else:
+        network = build_architecture(model.architecture, model.arguments)
+        generator = torch.Generator().manual_seed(model.seed)
+        step = model.training_step(network, train_seeds, draft, args.batch, generator)
+        started = time.perf_counter()
+        losses = train_iterations(network, step, args.iterations, model.learning_rate, args.minutes,
+                                  model.report_every, log)
+        minutes = (time.perf_counter() - started) / 60
+        save_package(out, draft, network, "# draft\n")
+        metrics = model.evaluate(ModelPackage(out, draft, "builtin"), held_out)
+        metrics.update(training_iterations=len(losses), training_iterations_requested=args.iterations,
+                       training_minutes=round(minutes, 1), training_toolkit=TOOLKIT,
+                       final_training_loss=round(float(np.mean(losses[-model.report_every:])), model.loss_digits))
+        final = model.manifest(metrics, model.training_data(train_seeds))
+        save_package(out, final, network, model.model_card(metrics, train_seeds, len(losses), minutes, final))
+    log(f"wrote {out}: {model.summary(metrics)}")
+    return 0

@@ -4,7 +4,7 @@
 
 A small residual CNN (``medviewer.DenoiseCNN``, DnCNN-like) working on the image's
 own grid. Trained on noise-free synthetic chest CT phantoms (seeds 1000-1011) with CT-like
-noise (in-plane correlated Gaussian, 5-60 HU, as ``medviewer.imaging.phantoms`` and
+noise (in-plane correlated Gaussian, 5-60 HU, as ``medviewer.demo.phantoms`` and
 ``simulate_low_dose`` make it) added on the fly; the target is the noise-free image.
 Evaluated on held-out phantoms (seeds 9000-9002) at their normal noise and at a simulated
 quarter dose. Writes resources/models/ct-denoise/.
@@ -12,18 +12,20 @@ quarter dose. Writes resources/models/ct-denoise/.
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from medviewer.ai.architectures import build_architecture
 from medviewer.ai.demo_models import common
 from medviewer.ai.manifest import ModelManifest
 from medviewer.ai.registry import ModelPackage
+from medviewer.ai.training.augment import correlated_noise, random_flips
+from medviewer.ai.training.losses import EnhancementLoss
+from medviewer.ai.training.metrics import masked_rmse
+from medviewer.ai.training.package import markdown_table
+from medviewer.ai.training.sampling import PatchSampler
+from medviewer.demo.phantom_tissues import NOISE_CORRELATION_MM
 
 NAME = "ct-denoise"
 VERSION = "1.0.0"
@@ -40,7 +42,7 @@ TRAIN_PATCH = (16, 96, 96)
 NOISE_RANGE_HU = (5.0, 60.0)
 
 
-def manifest(metrics: dict | None = None, training_data: str = "") -> ModelManifest:
+def manifest(metrics: dict | None = None, training_data: str = "", created: str | None = None) -> ModelManifest:
     return ModelManifest.from_dict({
         "name": NAME,
         "version": VERSION,
@@ -61,14 +63,8 @@ def manifest(metrics: dict | None = None, training_data: str = "") -> ModelManif
         "outputs": {"image_name": "denoised", "denormalize": True, "value_range": [-1024, 3071]},
         "runtime": {"type": "builtin", "file": "weights.pt", "architecture": "medviewer.DenoiseCNN",
                     "arguments": ARGUMENTS},
-        "provenance": {
-            "training_data": training_data or "noise-free synthetic chest CT phantoms with simulated CT noise",
-            "license": "Apache-2.0",
-            "metrics": metrics or {},
-            "authors": "medviewer contributors",
-            "created": time.strftime("%Y-%m-%d"),
-            "training_command": "python -m medviewer.ai.demo_models.denoise",
-        },
+        "provenance": common.provenance(NAME, metrics, training_data,
+                                        "noise-free synthetic chest CT phantoms with simulated CT noise", created),
     })
 
 
@@ -86,36 +82,11 @@ def make_training_crops(seed: int) -> dict[str, np.ndarray]:
     return {"clean": np.stack(crops)}
 
 
-def correlated_noise(shape: tuple[int, ...], sigma_hu: torch.Tensor, generator: torch.Generator,
-                     pixel_mm: float = common.DEMO_SPACING[0]) -> torch.Tensor:
-    """Gaussian noise correlated in-plane like the phantoms' CT noise, with standard deviation ``sigma_hu`` per patch."""
-    from medviewer.imaging.phantoms import NOISE_CORRELATION_MM
-
-    sigma_px = NOISE_CORRELATION_MM / pixel_mm
-    radius = max(1, int(np.ceil(3 * sigma_px)))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (offsets / sigma_px) ** 2)
-    kernel = kernel / kernel.sum()
-    noise = torch.randn(shape, generator=generator)
-    n, c, z, y, x = shape
-    flat = noise.reshape(n * c * z, 1, y, x)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
-    noise = flat.reshape(shape)
-    noise = noise / noise.std(dim=(1, 2, 3, 4), keepdim=True)
-    return noise * sigma_hu.view(-1, 1, 1, 1, 1)
-
-
-def rmse(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    difference = a.astype(np.float64)[mask] - b.astype(np.float64)[mask]
-    return float(np.sqrt(np.mean(difference**2)))
-
-
 def evaluate(package: ModelPackage, seeds) -> dict:
     import dataclasses
 
     from medviewer.ai.pipeline import ModelRunner
-    from medviewer.imaging import phantoms
+    from medviewer.demo import phantoms
 
     runner = ModelRunner(package)
     rows = {"normal dose": {"before": [], "after": []}, "quarter dose": {"before": [], "after": []}}
@@ -131,8 +102,8 @@ def evaluate(package: ModelPackage, seeds) -> dict:
             volume = dataclasses.replace(case.volume, array=noisy)
             result = runner.run(volume)
             seconds.append(result.seconds)
-            rows[name]["before"].append(rmse(noisy, clean, body))
-            rows[name]["after"].append(rmse(result.volume.array, clean, body))
+            rows[name]["before"].append(masked_rmse(noisy, clean, body))
+            rows[name]["after"].append(masked_rmse(result.volume.array, clean, body))
         common.log(f"held-out seed {seed} (noise {params.noise_hu:.1f} HU): " + ", ".join(
             f"{n} RMSE {r['before'][-1]:.1f} -> {r['after'][-1]:.1f} HU" for n, r in rows.items()))
     return {
@@ -143,7 +114,7 @@ def evaluate(package: ModelPackage, seeds) -> dict:
     }
 
 
-def model_card(metrics: dict, train_seeds, iterations: int, minutes: float) -> str:
+def model_card(metrics: dict, train_seeds, iterations: int, minutes: float, package: ModelManifest) -> str:
     table = [(name, f"{values['noisy']:.1f}", f"{values['denoised']:.1f}",
               f"{100 * (1 - values['denoised'] / values['noisy']):.0f} %")
              for name, values in metrics["rmse_hu_in_body"].items()]
@@ -159,7 +130,7 @@ It runs on slabs of 8 slices, so a run can be cancelled within about a second.
 **Demonstration model trained on synthetic data only. Not for clinical use.**
 
 ## Training data
-{len(train_seeds)} noise-free synthetic chest CT phantoms (`medviewer.imaging.phantoms`,
+{len(train_seeds)} noise-free synthetic chest CT phantoms (`medviewer.demo.phantoms`,
 variant "standard", seeds {min(train_seeds)}-{max(train_seeds)}) rendered on the demo CT grid
 (0.7 x 0.7 x 1.5 mm); {CROPS_PER_CASE} crops of {CROP[2]} x {CROP[1]} x {CROP[0]} voxels per phantom. Inputs get
 in-plane correlated Gaussian noise of {NOISE_RANGE_HU[0]:g}-{NOISE_RANGE_HU[1]:g} HU (the phantoms' noise
@@ -170,7 +141,7 @@ Adam with cosine decay, {iterations} iterations of 4 patches of {TRAIN_PATCH[2]}
 ## Metrics (held-out phantoms, seeds {metrics['held_out_seeds'][0]}-{metrics['held_out_seeds'][-1]})
 Root-mean-square error against the noise-free phantom, inside the body, in HU:
 
-{common.metrics_table(table, ["input", "noisy", "denoised", "error reduced by"])}
+{markdown_table(table, ["input", "noisy", "denoised", "error reduced by"])}
 
 "Quarter dose" is the phantom with `simulate_low_dose(..., dose_fraction=0.25)`.
 CPU time on one 512 x 512 x 200 image: about {metrics['seconds_per_case_cpu']} s (median).
@@ -179,73 +150,49 @@ CPU time on one 512 x 512 x 200 image: about {metrics['seconds_per_case_cpu']} s
 Real CT noise is not Gaussian and depends on the reconstruction kernel; real anatomy has
 finer texture that a denoiser may smooth away. Use only to demonstrate the pipeline.
 
-## Reproduce
-```
-python -m medviewer.ai.demo_models.denoise      # or: make demo-models
-```
-{common.reproducibility_note(metrics, SEED)}
+{common.card_footer(NAME, metrics, SEED)}"""
 
-Licence: Apache-2.0 (weights and code).
-"""
+
+def training_step(network: torch.nn.Module, seeds: list[int], draft: ModelManifest, batch: int,
+                  generator: torch.Generator) -> Callable[[int], torch.Tensor]:
+    """Random patches of the noise-free crops, flipped left/right, with CT noise added; the target is the clean patch."""
+    crops = []
+    for seed in seeds:
+        crops.extend(common.cached_arrays(NAME, seed, make_training_crops)["clean"])
+        common.log(f"training case {seed} ready ({len(crops)} crops)")
+    no_labels = np.zeros((1, 1, 1), np.uint8)  # the sampler draws patches anywhere: nothing to centre on
+    sampler = PatchSampler(crops, [np.broadcast_to(no_labels, crop.shape) for crop in crops], TRAIN_PATCH,
+                           foreground_fraction=0.0, seed=SEED)
+    low, high = WINDOW
+    scale = OUTPUT_RANGE[1] / (high - low)  # HU -> the model's units, as the manifest's normalisation
+    loss = EnhancementLoss()
+
+    def step(_iteration: int) -> torch.Tensor:
+        clean, blank = (torch.from_numpy(a) for a in sampler.sample(batch))
+        clean, _ = random_flips(clean, blank, (4,), generator)
+        sigma = torch.empty(batch).uniform_(*NOISE_RANGE_HU, generator=generator)
+        noisy = clean + correlated_noise(tuple(clean.shape), sigma, NOISE_CORRELATION_MM / common.DEMO_SPACING[0],
+                                         generator)
+        return loss(network((noisy - low) * scale), (clean - low) * scale)
+
+    return step
+
+
+def training_data(seeds: list[int]) -> str:
+    return (f"{len(seeds)} noise-free synthetic chest CT phantoms, variant standard, seeds "
+            f"{min(seeds)}-{max(seeds)}, 0.7x0.7x1.5 mm, simulated CT noise 5-60 HU")
+
+
+MODEL = common.DemoModel(
+    name=NAME, description=__doc__.splitlines()[0], seed=SEED, architecture="medviewer.DenoiseCNN",
+    arguments=ARGUMENTS, manifest=manifest, training_step=training_step, evaluate=evaluate, model_card=model_card,
+    training_data=training_data, summary=lambda metrics: str(metrics["rmse_hu_in_body"]),
+    iterations=1500, minutes=12.0, train_cases=12, held_out=3, batch=4, learning_rate=2e-3, report_every=50,
+)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=1500)
-    parser.add_argument("--minutes", type=float, default=12.0, help="stop training after this long")
-    parser.add_argument("--train-cases", type=int, default=12)
-    parser.add_argument("--held-out", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--out", default=str(common.RESOURCES_MODELS / NAME))
-    parser.add_argument("--evaluate-only", action="store_true",
-                        help="keep the weights in --out; re-evaluate and rewrite the manifest and card")
-    args = parser.parse_args(argv)
-
-    common.set_seeds(SEED, common.threads_from_env())
-    draft = manifest()
-    train_seeds = list(common.TRAIN_SEEDS)[: args.train_cases]
-    crops = []
-    for seed in train_seeds if not args.evaluate_only else []:
-        crops.extend(common.cached_arrays(NAME, seed, make_training_crops)["clean"])
-        common.log(f"training case {seed} ready ({len(crops)} crops)")
-    clean = torch.from_numpy(np.stack(crops).astype(np.float32))[:, None] if crops else None
-    low, high = WINDOW
-    network = build_architecture("medviewer.DenoiseCNN", ARGUMENTS)
-    generator = torch.Generator().manual_seed(SEED)
-
-    def step(_iteration: int) -> torch.Tensor:
-        index = torch.randint(len(clean), (args.batch,), generator=generator)
-        starts = [int(torch.randint(c - p + 1, (1,), generator=generator)) for c, p in zip(CROP, TRAIN_PATCH)]
-        block = clean[index][:, :, starts[0]:starts[0] + TRAIN_PATCH[0], starts[1]:starts[1] + TRAIN_PATCH[1],
-                             starts[2]:starts[2] + TRAIN_PATCH[2]]
-        if torch.rand(1, generator=generator) < 0.5:
-            block = block.flip(-1)
-        sigma = torch.empty(args.batch).uniform_(*NOISE_RANGE_HU, generator=generator)
-        noisy = block + correlated_noise(tuple(block.shape), sigma, generator)
-        scale = OUTPUT_RANGE[1] / (high - low)
-        return F.l1_loss(network((noisy - low) * scale), (block - low) * scale)
-
-    out = Path(args.out)
-    if args.evaluate_only:
-        network.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
-        previous = common.load_previous_metrics(out)
-        iterations, minutes, final_loss = previous["training_iterations"], previous["training_minutes"], previous["final_training_loss"]
-        requested = previous.get("training_iterations_requested", args.iterations)
-    else:
-        started = time.perf_counter()
-        losses = common.train_loop(network, step, args.iterations, learning_rate=2e-3, minutes=args.minutes, report_every=50)
-        iterations, minutes, requested = len(losses), (time.perf_counter() - started) / 60, args.iterations
-        final_loss = round(float(np.mean(losses[-50:])), 5)
-    common.write_model_package(out, draft, network, "# draft\n")
-    metrics = evaluate(ModelPackage(out, draft, "builtin"), list(common.HELD_OUT_SEEDS)[: args.held_out])
-    metrics.update(training_iterations=iterations, training_iterations_requested=requested,
-                   training_minutes=round(minutes, 1), final_training_loss=final_loss)
-    training_data = (f"{len(train_seeds)} noise-free synthetic chest CT phantoms, variant standard, seeds "
-                     f"{min(train_seeds)}-{max(train_seeds)}, 0.7x0.7x1.5 mm, simulated CT noise 5-60 HU")
-    final = manifest(metrics, training_data)
-    common.write_model_package(out, final, network, model_card(metrics, train_seeds, iterations, minutes))
-    common.log(f"wrote {out}: {metrics['rmse_hu_in_body']}")
-    return 0
+    return common.main(MODEL, argv)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,21 @@ and back to the original grid). Writes resources/models/ct-lung-seg/.
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
 from scipy import ndimage
 
 from medviewer.ai.architectures import build_architecture
 from medviewer.ai.demo_models import common
 from medviewer.ai.manifest import ModelManifest
 from medviewer.ai.registry import ModelPackage
+from medviewer.ai.training.losses import SegmentationLoss
+from medviewer.ai.training.metrics import dice_per_label, mean_scores
+from medviewer.ai.training.package import markdown_table
+from medviewer.ai.training.sampling import PatchSampler
+from medviewer.demo.phantom_tissues import LABEL_COLORS
 
 NAME = "ct-lung-seg"
 VERSION = "1.0.0"
@@ -41,9 +43,7 @@ ARGUMENTS = {
 TRAIN_PATCH = (80, 80, 80)
 
 
-def manifest(metrics: dict | None = None, training_data: str = "") -> ModelManifest:
-    from medviewer.imaging.phantoms import LABEL_COLORS
-
+def manifest(metrics: dict | None = None, training_data: str = "", created: str | None = None) -> ModelManifest:
     return ModelManifest.from_dict({
         "name": NAME,
         "version": VERSION,
@@ -66,14 +66,8 @@ def manifest(metrics: dict | None = None, training_data: str = "") -> ModelManif
             "keep_largest_component": [1, 2, 4, 5],  # vertebrae and ribs are separate pieces
         },
         "runtime": {"type": "builtin", "file": "weights.pt", "architecture": "monai.UNet", "arguments": ARGUMENTS},
-        "provenance": {
-            "training_data": training_data or "synthetic chest CT phantoms (medviewer.imaging.phantoms)",
-            "license": "Apache-2.0",
-            "metrics": metrics or {},
-            "authors": "medviewer contributors",
-            "created": time.strftime("%Y-%m-%d"),
-            "training_command": "python -m medviewer.ai.demo_models.lung_seg",
-        },
+        "provenance": common.provenance(NAME, metrics, training_data,
+                                        "synthetic chest CT phantoms (medviewer.demo.phantoms)", created),
     })
 
 
@@ -97,6 +91,7 @@ def channel_targets(labels: np.ndarray) -> np.ndarray:
 
 
 def make_training_arrays(seed: int, model: ModelManifest) -> dict[str, np.ndarray]:
+    """Normalised image and channel targets of one phantom on the model grid."""
     case = common.generate_case(seed)
     prepared, labels = common.to_model_grid(case.volume.array, case.labels.array, case.volume.geometry, model)
     return {"image": prepared.array.astype(np.float32), "target": channel_targets(labels)}
@@ -115,29 +110,38 @@ def ground_truth_full_resolution(case) -> np.ndarray:
 
 
 def evaluate(package: ModelPackage, seeds) -> dict:
+    """Dice per structure on held-out phantoms through the full pipeline (``medviewer.ai.training.metrics``).
+
+    A structure missing from both the truth and the prediction of a case has no Dice
+    and is left out of that structure's mean and minimum (as in fine-tuning reports).
+    """
     from medviewer.ai.pipeline import ModelRunner
 
     runner = ModelRunner(package)
-    per_label: dict[int, list[float]] = {v: [] for v in LABELS}
+    per_case: list[dict[str, float | None]] = []
     seconds = []
     for seed in seeds:
         case = common.generate_case(seed)
         result = runner.run(case.volume)
         seconds.append(result.seconds)
-        truth = ground_truth_full_resolution(case)
-        for value in LABELS:
-            per_label[value].append(common.dice(result.label_map.array == value, truth == value))
-        common.log(f"held-out seed {seed}: " + ", ".join(f"{LABELS[v]} {per_label[v][-1]:.3f}" for v in LABELS))
+        scores = dice_per_label(result.label_map.array, ground_truth_full_resolution(case), list(LABELS))
+        per_case.append({LABELS[v]: score for v, score in scores.items()})
+        common.log(f"held-out seed {seed}: " + ", ".join(
+            f"{name} {'n/a' if d is None else f'{d:.3f}'}" for name, d in per_case[-1].items()))
+    worst = {}
+    for name in LABELS.values():
+        defined = [case[name] for case in per_case if case[name] is not None]
+        worst[name] = round(float(np.min(defined)), 4) if defined else None
     return {
-        "dice_mean": {LABELS[v]: round(float(np.mean(d)), 4) for v, d in per_label.items()},
-        "dice_min": {LABELS[v]: round(float(np.min(d)), 4) for v, d in per_label.items()},
+        "dice_mean": mean_scores(per_case),
+        "dice_min": worst,
         "held_out_seeds": [int(s) for s in seeds],
         "seconds_per_case_cpu": round(float(np.median(seconds)), 2),
     }
 
 
-def model_card(metrics: dict, train_seeds, iterations: int, minutes: float) -> str:
-    rows = [(name, f"{metrics['dice_mean'][name]:.3f}", f"{metrics['dice_min'][name]:.3f}") for name in LABELS.values()]
+def model_card(metrics: dict, train_seeds, iterations: int, minutes: float, package: ModelManifest) -> str:
+    rows = [(name, _score(metrics["dice_mean"][name]), _score(metrics["dice_min"][name])) for name in LABELS.values()]
     return f"""# CT lungs and chest structures (demo) - {NAME} {VERSION}
 
 Segments the **right lung, left lung, heart, aorta, airway, spine and ribs/sternum** on
@@ -148,7 +152,7 @@ spacing in LPS orientation, intensities windowed to -1000..1000 HU.
 **Demonstration model trained on synthetic data only. Not for clinical use.**
 
 ## Training data
-{len(train_seeds)} synthetic chest CT phantoms (`medviewer.imaging.phantoms`, variant
+{len(train_seeds)} synthetic chest CT phantoms (`medviewer.demo.phantoms`, variant
 "standard", seeds {min(train_seeds)}-{max(train_seeds)}) rendered on the demo CT grid
 (512 x 512 x 200 at 0.7 x 0.7 x 1.5 mm) and resampled to the model grid with the
 inference pipeline's own preprocessing. Nodules are counted as part of the lung of their
@@ -159,9 +163,11 @@ used (it is kept for the fine-tuning demonstration).
 
 ## Metrics (held-out phantoms, seeds {metrics['held_out_seeds'][0]}-{metrics['held_out_seeds'][-1]})
 Dice on the original 0.7 x 0.7 x 1.5 mm grid, after the full pipeline (resampling to
-2.5 mm and back with nearest neighbour):
+2.5 mm and back with nearest neighbour), computed as in fine-tuning reports
+(`medviewer.ai.training.metrics`; a structure absent from both truth and prediction
+would be left out, not counted as 1):
 
-{common.metrics_table(rows, ["structure", "mean Dice", "worst case"])}
+{markdown_table(rows, ["structure", "mean Dice", "worst case"])}
 
 CPU inference on one 512 x 512 x 200 phantom: about {metrics['seconds_per_case_cpu']} s (median).
 
@@ -170,68 +176,35 @@ Synthetic anatomy is much simpler than real patients (no pathology besides nodul
 motion, no contrast agent variation, idealised noise). Expect poor results on real
 scans. Label boundaries come back at 2.5 mm resolution.
 
-## Reproduce
-```
-python -m medviewer.ai.demo_models.lung_seg      # or: make demo-models
-```
-{common.reproducibility_note(metrics, SEED)}
+{common.card_footer(NAME, metrics, SEED)}"""
 
-Licence: Apache-2.0 (weights and code).
-"""
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def training_step(network: torch.nn.Module, seeds: list[int], draft: ModelManifest, batch: int,
+                  generator: torch.Generator) -> Callable[[int], torch.Tensor]:
+    cases = []
+    for seed in seeds:
+        cases.append(common.cached_arrays(NAME, seed, lambda s: make_training_arrays(s, draft)))
+        common.log(f"training case {seed} ready: {cases[-1]['image'].shape}")
+    sampler = PatchSampler([c["image"] for c in cases], [c["target"] for c in cases], TRAIN_PATCH,
+                           foreground_fraction=0.5, seed=SEED)
+    # No flips: they would swap the left and right lung.
+    return common.patch_step(network, sampler, SegmentationLoss(len(LABELS), "softmax"), batch, generator)
+
+
+MODEL = common.DemoModel(
+    name=NAME, description=__doc__.splitlines()[0], seed=SEED, architecture="monai.UNet", arguments=ARGUMENTS,
+    manifest=manifest, training_step=training_step, evaluate=evaluate, model_card=model_card,
+    training_data=common.phantom_training_data, summary=lambda metrics: str(metrics["dice_mean"]),
+    iterations=1200, minutes=20.0, train_cases=24, held_out=6, batch=2, learning_rate=3e-3, loss_digits=4,
+)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=1200)
-    parser.add_argument("--minutes", type=float, default=20.0, help="time budget (0: none)")
-    parser.add_argument("--train-cases", type=int, default=24)
-    parser.add_argument("--held-out", type=int, default=6)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--out", default=str(common.RESOURCES_MODELS / NAME))
-    parser.add_argument("--evaluate-only", action="store_true",
-                        help="keep the weights in --out; re-evaluate and rewrite the manifest and card")
-    args = parser.parse_args(argv)
-
-    common.set_seeds(SEED, common.threads_from_env())
-    draft = manifest()
-    train_seeds = list(common.TRAIN_SEEDS)[: args.train_cases]
-    cases = []
-    for seed in train_seeds if not args.evaluate_only else []:
-        cases.append(common.cached_arrays(NAME, seed, lambda s: make_training_arrays(s, draft)))
-        common.log(f"training case {seed} ready: {cases[-1]['image'].shape}")
-    sampler = common.PatchSampler([c["image"] for c in cases], [c["target"] for c in cases], TRAIN_PATCH,
-                                  foreground_fraction=0.5, seed=SEED) if cases else None
-    network = build_architecture("monai.UNet", ARGUMENTS)
-    loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
-    generator = torch.Generator().manual_seed(SEED)
-
-    def step(_iteration: int) -> torch.Tensor:
-        images, targets = sampler.sample(args.batch)
-        images = common.augment_intensity(images, generator)
-        return loss_function(network(images), targets.long())
-
-    out = Path(args.out)
-    if args.evaluate_only:
-        network.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
-        previous = common.load_previous_metrics(out)
-        iterations, minutes, final_loss = previous["training_iterations"], previous["training_minutes"], previous["final_training_loss"]
-        requested = previous.get("training_iterations_requested", args.iterations)
-    else:
-        started = time.perf_counter()
-        losses = common.train_loop(network, step, args.iterations, learning_rate=3e-3, minutes=args.minutes)
-        iterations, minutes, requested = len(losses), (time.perf_counter() - started) / 60, args.iterations
-        final_loss = round(float(np.mean(losses[-25:])), 4)
-    common.write_model_package(out, draft, network, "# draft\n")
-    package = ModelPackage(out, draft, "builtin")
-    metrics = evaluate(package, list(common.HELD_OUT_SEEDS)[: args.held_out])
-    metrics.update(training_iterations=iterations, training_iterations_requested=requested,
-                   training_minutes=round(minutes, 1), final_training_loss=final_loss)
-    training_data = (f"{len(train_seeds)} synthetic chest CT phantoms, variant standard, seeds "
-                     f"{min(train_seeds)}-{max(train_seeds)}, 512x512x200 at 0.7x0.7x1.5 mm")
-    final = manifest(metrics, training_data)
-    common.write_model_package(out, final, network, model_card(metrics, train_seeds, iterations, minutes))
-    common.log(f"wrote {out}: {metrics['dice_mean']}")
-    return 0
+    return common.main(MODEL, argv)
 
 
 if __name__ == "__main__":

@@ -15,19 +15,19 @@ full pipeline. Writes resources/models/ct-nodule-det/.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import time
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from medviewer.ai.architectures import build_architecture
 from medviewer.ai.demo_models import common
 from medviewer.ai.manifest import ModelManifest
 from medviewer.ai.registry import ModelPackage
+from medviewer.ai.training.losses import DetectionLoss
+from medviewer.ai.training.metrics import centre_hits, froc_points
+from medviewer.ai.training.package import markdown_table
+from medviewer.ai.training.sampling import PatchSampler
 
 NAME = "ct-nodule-det"
 VERSION = "1.0.0"
@@ -47,8 +47,8 @@ PROBABILITY_THRESHOLD = 0.5
 SCORE_THRESHOLD = 0.5
 
 
-def manifest(metrics: dict | None = None, training_data: str = "", probability_threshold: float = PROBABILITY_THRESHOLD,
-             score_threshold: float = SCORE_THRESHOLD) -> ModelManifest:
+def manifest(metrics: dict | None = None, training_data: str = "", created: str | None = None,
+             probability_threshold: float = PROBABILITY_THRESHOLD, score_threshold: float = SCORE_THRESHOLD) -> ModelManifest:
     return ModelManifest.from_dict({
         "name": NAME,
         "version": VERSION,
@@ -74,33 +74,9 @@ def manifest(metrics: dict | None = None, training_data: str = "", probability_t
             "min_size_mm": 2.0,
         },
         "runtime": {"type": "builtin", "file": "weights.pt", "architecture": "monai.UNet", "arguments": ARGUMENTS},
-        "provenance": {
-            "training_data": training_data or "synthetic chest CT phantoms (medviewer.imaging.phantoms)",
-            "license": "Apache-2.0",
-            "metrics": metrics or {},
-            "authors": "medviewer contributors",
-            "created": time.strftime("%Y-%m-%d"),
-            "training_command": "python -m medviewer.ai.demo_models.nodule_det",
-        },
+        "provenance": common.provenance(NAME, metrics, training_data,
+                                        "synthetic chest CT phantoms (medviewer.demo.phantoms)", created),
     })
-
-
-def detection_loss(logits: torch.Tensor, targets: torch.Tensor, negative_scale: float = 50.0) -> torch.Tensor:
-    """Binary cross-entropy plus a per-patch overlap term.
-
-    Patches holding a nodule get a soft Dice loss (each nodule-centred patch counts the
-    same, whatever the nodule's size); patches without one get ``V / (V + scale)`` of
-    their predicted nodule volume ``V`` (voxels): a few uncertain voxels cost little, a
-    confident false blob costs almost 1, and the gradient never vanishes the way a Dice
-    loss on an empty target does.
-    """
-    probabilities = torch.sigmoid(logits).flatten(1)
-    truth = targets.flatten(1)
-    predicted = probabilities.sum(1)
-    dice = 1 - (2 * (probabilities * truth).sum(1) + 1) / (predicted + truth.sum(1) + 1)
-    false_volume = predicted / (predicted + negative_scale)
-    overlap = torch.where(truth.sum(1) > 0, dice, false_volume)
-    return F.binary_cross_entropy_with_logits(logits, targets) + overlap.mean()
 
 
 def make_training_arrays(seed: int, model: ModelManifest) -> dict[str, np.ndarray]:
@@ -148,19 +124,20 @@ def evaluate(package: ModelPackage, seeds) -> dict:
         detections = [(d.score, np.asarray(d.center)) for d in result.detections]
         per_scan.append((detections, truth))
         common.log(f"held-out seed {seed}: {len(truth)} nodules, {len(detections)} candidates")
-    froc = common.froc_points(per_scan)
-    operating = common.froc_points(
-        [([(s, c) for s, c in dets if s >= SCORE_THRESHOLD], truth) for dets, truth in per_scan], fp_rates=(1e9,)
+    threshold = package.manifest.outputs.score_threshold  # the package's own operating point
+    froc = froc_points(per_scan)
+    operating = froc_points(
+        [([(s, c) for s, c in dets if s >= threshold], truth) for dets, truth in per_scan], fp_rates=(1e9,)
     )[1e9]
     false_positives = sum(
-        sum(1 for s, c in dets if s >= SCORE_THRESHOLD and not _hits(c, truth)) for dets, truth in per_scan
+        sum(1 for s, c in dets if s >= threshold and not _hits(c, truth)) for dets, truth in per_scan
     ) / len(per_scan)
-    by_size = _sensitivity_by_size(per_scan)
+    by_size = _sensitivity_by_size(per_scan, threshold)
     return {
         "froc_sensitivity": {f"{rate:g} FP/scan": round(value, 3) for rate, value in froc.items()},
         "sensitivity_at_1_fp_per_scan": round(froc[1], 3),
         "sensitivity_at_4_fp_per_scan": round(froc[4], 3),
-        "operating_point": {"score_threshold": SCORE_THRESHOLD, "sensitivity": round(operating, 3),
+        "operating_point": {"score_threshold": threshold, "sensitivity": round(operating, 3),
                             "false_positives_per_scan": round(false_positives, 2)},
         "sensitivity_by_diameter_at_operating_point": by_size,
         "held_out_scans": len(seeds),
@@ -171,14 +148,14 @@ def evaluate(package: ModelPackage, seeds) -> dict:
 
 
 def _hits(centre, truth) -> bool:
-    return any(np.linalg.norm(centre - np.asarray(n["center"])) <= max(n["diameter_mm"] / 2, 3.0) for n in truth)
+    return any(centre_hits(centre, nodule) for nodule in truth)
 
 
-def _sensitivity_by_size(per_scan) -> dict[str, str]:
+def _sensitivity_by_size(per_scan, threshold: float) -> dict[str, str]:
     bins = {"< 6 mm": (0, 6), "6-10 mm": (6, 10), "10-20 mm": (10, 20), ">= 20 mm": (20, 1e9)}
     counts = {name: [0, 0] for name in bins}
     for detections, truth in per_scan:
-        kept = [c for s, c in detections if s >= SCORE_THRESHOLD]
+        kept = [c for s, c in detections if s >= threshold]
         for nodule in truth:
             name = next(n for n, (lo, hi) in bins.items() if lo <= nodule["diameter_mm"] < hi)
             counts[name][1] += 1
@@ -186,25 +163,28 @@ def _sensitivity_by_size(per_scan) -> dict[str, str]:
     return {name: f"{found}/{total}" for name, (found, total) in counts.items()}
 
 
-def model_card(metrics: dict, train_seeds, iterations: int, minutes: float) -> str:
+def model_card(metrics: dict, train_seeds, iterations: int, minutes: float, package: ModelManifest) -> str:
+    """The card of the package with manifest ``package`` (its spacing and thresholds, which may predate this script's)."""
+    spacing = package.input.spacing[0]
+    outputs = package.outputs
     froc_rows = [(rate, f"{value:.3f}") for rate, value in metrics["froc_sensitivity"].items()]
     size_rows = list(metrics["sensitivity_by_diameter_at_operating_point"].items())
     op = metrics["operating_point"]
     return f"""# CT lung nodules (demo) - {NAME} {VERSION}
 
 Finds **lung nodules** on chest CT and returns 3D boxes (world mm) with a score 0..1.
-A small MONAI `UNet` (channels 16-32-64-128, one residual unit per level) at {SPACING_MM:g} mm
+A small MONAI `UNet` (channels 16-32-64-128, one residual unit per level) at {spacing:g} mm
 isotropic spacing predicts a nodule probability map; each connected region above
-probability {PROBABILITY_THRESHOLD} becomes a box scored by its peak probability; boxes
-below score {SCORE_THRESHOLD} are dropped and overlapping boxes suppressed (NMS, IoU 0.1).
+probability {outputs.probability_threshold} becomes a box scored by its peak probability; boxes
+below score {outputs.score_threshold} are dropped and overlapping boxes suppressed (NMS, IoU {outputs.nms_iou:g}).
 
 **Demonstration model trained on synthetic data only. Not for clinical use.**
 
 ## Training data
-{len(train_seeds)} synthetic chest CT phantoms (`medviewer.imaging.phantoms`, variant
+{len(train_seeds)} synthetic chest CT phantoms (`medviewer.demo.phantoms`, variant
 "standard", seeds {min(train_seeds)}-{max(train_seeds)}, 3-8 solid, part-solid and
 ground-glass nodules of 4-30 mm each) rendered on the demo CT grid (512 x 512 x 200 at
-0.7 x 0.7 x 1.5 mm), resampled to {SPACING_MM:g} mm with the pipeline's own preprocessing and cropped
+0.7 x 0.7 x 1.5 mm), resampled to {spacing:g} mm with the pipeline's own preprocessing and cropped
 to the lungs. 64^3 patches: 50 % centred on a randomly chosen nodule (so small and large
 nodules are seen equally often), 25 % on dense tissue inside the lungs (vessels: the
 usual false positives), 25 % anywhere; random flips; loss: binary cross-entropy plus a
@@ -215,7 +195,7 @@ random contrast/brightness/noise augmentation.
 A detection is a hit when its centre lies within the nodule's radius (at least 3 mm);
 FROC from all candidates with score >= 0.2 through the full pipeline:
 
-{common.metrics_table(froc_rows, ["false positives per scan", "sensitivity"])}
+{markdown_table(froc_rows, ["false positives per scan", "sensitivity"])}
 
 **Sensitivity at 1 FP/scan: {metrics['sensitivity_at_1_fp_per_scan']:.3f}; at 4 FP/scan: {metrics['sensitivity_at_4_fp_per_scan']:.3f}.**
 
@@ -227,76 +207,38 @@ CPU inference on one 512 x 512 x 200 phantom: about {metrics['seconds_per_case_c
 
 ## Limitations
 Synthetic nodules and vessels are idealised; real scans have many more nodule mimics.
-Nodules smaller than about 6 mm are mostly missed at {SPACING_MM:g} mm. Expect poor results on
+Nodules smaller than about 6 mm are mostly missed at {spacing:g} mm. Expect poor results on
 real patients.
-Boxes surround the region the network is confident about (probability >= 0.5), so
+Boxes surround the region the network is confident about (probability >= {outputs.probability_threshold}), so
 they tend to be smaller than large nodules (a 30 mm nodule gets a box of about 15-25 mm).
 The network was trained on lung-cropped patches with instance normalisation: on images
 covering less than about 7 cm head to foot it becomes unreliable.
 
-## Reproduce
-```
-python -m medviewer.ai.demo_models.nodule_det      # or: make demo-models
-```
-{common.reproducibility_note(metrics, SEED)}
+{common.card_footer(NAME, metrics, SEED)}"""
 
-Licence: Apache-2.0 (weights and code).
-"""
+
+def training_step(network: torch.nn.Module, seeds: list[int], draft: ModelManifest, batch: int,
+                  generator: torch.Generator) -> Callable[[int], torch.Tensor]:
+    cases = []
+    for seed in seeds:
+        cases.append(common.cached_arrays(NAME, seed, lambda s: make_training_arrays(s, draft), tag=f"v2-{SPACING_MM:g}mm"))
+        common.log(f"training case {seed} ready: {cases[-1]['image'].shape}, {int(cases[-1]['target'].sum())} nodule voxels")
+    sampler = PatchSampler([c["image"] for c in cases], [c["target"] for c in cases], TRAIN_PATCH,
+                           foreground_fraction=0.5, seed=SEED, per_object=True,
+                           hard_negatives=[c["hard"] for c in cases], hard_fraction=0.25)
+    return common.patch_step(network, sampler, DetectionLoss(1), batch, generator, flip_axes=(2, 3, 4))
+
+
+MODEL = common.DemoModel(
+    name=NAME, description=__doc__.splitlines()[0], seed=SEED, architecture="monai.UNet", arguments=ARGUMENTS,
+    manifest=manifest, training_step=training_step, evaluate=evaluate, model_card=model_card,
+    training_data=common.phantom_training_data, summary=lambda metrics: f"FROC {metrics['froc_sensitivity']}",
+    iterations=2000, minutes=20.0, train_cases=24, held_out=10, batch=4, learning_rate=3e-3,
+)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--minutes", type=float, default=20.0, help="time budget (0: none)")
-    parser.add_argument("--train-cases", type=int, default=24)
-    parser.add_argument("--held-out", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--out", default=str(common.RESOURCES_MODELS / NAME))
-    parser.add_argument("--evaluate-only", action="store_true",
-                        help="keep the weights in --out; re-evaluate and rewrite the manifest and card")
-    args = parser.parse_args(argv)
-
-    common.set_seeds(SEED, common.threads_from_env())
-    draft = manifest()
-    train_seeds = list(common.TRAIN_SEEDS)[: args.train_cases]
-    cases = []
-    for seed in train_seeds if not args.evaluate_only else []:
-        cases.append(common.cached_arrays(NAME, seed, lambda s: make_training_arrays(s, draft), tag=f"v2-{SPACING_MM:g}mm"))
-        common.log(f"training case {seed} ready: {cases[-1]['image'].shape}, {int(cases[-1]['target'].sum())} nodule voxels")
-    sampler = common.PatchSampler([c["image"] for c in cases], [c["target"] for c in cases], TRAIN_PATCH,
-                                  foreground_fraction=0.5, seed=SEED, per_object=True,
-                                  hard_negatives=[c["hard"] for c in cases], hard_fraction=0.25) if cases else None
-    network = build_architecture("monai.UNet", ARGUMENTS)
-    loss_function = detection_loss
-    generator = torch.Generator().manual_seed(SEED)
-
-    def step(_iteration: int) -> torch.Tensor:
-        images, targets = sampler.sample(args.batch)
-        images, targets = common.random_flips(images, targets, generator)
-        images = common.augment_intensity(images, generator)
-        return loss_function(network(images), targets.float())
-
-    out = Path(args.out)
-    if args.evaluate_only:
-        network.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
-        previous = common.load_previous_metrics(out)
-        iterations, minutes, final_loss = previous["training_iterations"], previous["training_minutes"], previous["final_training_loss"]
-        requested = previous.get("training_iterations_requested", args.iterations)
-    else:
-        started = time.perf_counter()
-        losses = common.train_loop(network, step, args.iterations, learning_rate=3e-3, minutes=args.minutes)
-        iterations, minutes, requested = len(losses), (time.perf_counter() - started) / 60, args.iterations
-        final_loss = round(float(np.mean(losses[-25:])), 5)
-    common.write_model_package(out, draft, network, "# draft\n")
-    metrics = evaluate(ModelPackage(out, draft, "builtin"), list(common.HELD_OUT_SEEDS)[: args.held_out])
-    metrics.update(training_iterations=iterations, training_iterations_requested=requested,
-                   training_minutes=round(minutes, 1), final_training_loss=final_loss)
-    training_data = (f"{len(train_seeds)} synthetic chest CT phantoms, variant standard, seeds "
-                     f"{min(train_seeds)}-{max(train_seeds)}, 512x512x200 at 0.7x0.7x1.5 mm")
-    final = manifest(metrics, training_data)
-    common.write_model_package(out, final, network, model_card(metrics, train_seeds, iterations, minutes))
-    common.log(f"wrote {out}: FROC {metrics['froc_sensitivity']}")
-    return 0
+    return common.main(MODEL, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Augmentation of patch batches on the training device: flips, small rotations and scaling, intensity.
+"""Augmentation of patch batches on the training device: flips, small rotations and scaling, intensity, CT noise.
 
 Spatial transforms move image and target together (image linearly, target by
 nearest neighbour, so label values and the ignore value stay exact).
@@ -99,3 +99,25 @@ def augment_intensity(batch: torch.Tensor, generator: torch.Generator, scale: fl
     sigma = torch.rand(shape, generator=generator) * noise
     device = batch.device
     return batch * factor.to(device) + offset.to(device) + torch.randn(batch.shape, generator=generator).to(device) * sigma.to(device)
+
+
+def correlated_noise(shape: tuple[int, ...], sigma: torch.Tensor, correlation_px: float,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise for a (n, c, z, y, x) batch, correlated within each slice like CT noise.
+
+    White noise blurred in-plane by a Gaussian of ``correlation_px`` pixels (CT noise
+    is correlated within a slice, not between slices), rescaled to standard deviation
+    ``sigma[i]`` for patch ``i`` (in the images' units, e.g. HU).
+    """
+    radius = max(1, int(math.ceil(3 * correlation_px)))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / correlation_px) ** 2)
+    kernel = kernel / kernel.sum()
+    noise = torch.randn(shape, generator=generator)
+    n, c, z, y, x = shape
+    flat = noise.reshape(n * c * z, 1, y, x)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
+    noise = flat.reshape(shape)
+    noise = noise / noise.std(dim=(1, 2, 3, 4), keepdim=True)
+    return noise * sigma.view(-1, 1, 1, 1, 1)

@@ -1,4 +1,5 @@
-"""Training losses: Dice + cross-entropy for segmentation, a heat-map loss for detection; both skip unknown voxels.
+"""Training losses: Dice + cross-entropy for segmentation, a heat-map loss for detection (both skip unknown
+voxels), and an image loss for enhancement models (denoising).
 
 Targets hold class indices (0 background, k = class k) and ``IGNORE_VALUE`` where
 the truth is unknown; those voxels are masked out of every term (MONAI's
@@ -78,3 +79,14 @@ class DetectionLoss(torch.nn.Module):
         false_volume = predicted / (predicted + self.negative_scale)
         overlap = torch.where(truth.sum(2) > 0, dice, false_volume)
         return cross_entropy + overlap.mean()
+
+
+class EnhancementLoss(torch.nn.Module):
+    """Mean absolute error between the network's image and the target image (enhancement models).
+
+    L1 rather than squared error: it keeps edges sharp instead of favouring a blurred
+    average, as usual for CT denoisers.
+    """
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(output.float(), target.float())

@@ -1,4 +1,9 @@
-"""Validation metrics: Dice per label, and box sensitivity / false positives per scan. Torch-free."""
+"""Validation metrics, torch-free: Dice per label, box sensitivity / false positives per scan, FROC of nodule
+centres, masked RMSE.
+
+The one definition of each, used by fine-tuning (``evaluate``) and by the demo-model
+scripts' model cards alike, so both score a model the same way.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,11 @@ from medviewer.core.geometry import Geometry
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray) -> float | None:
-    """Dice coefficient of two boolean masks; ``None`` when both are empty (nothing to compare)."""
+    """Dice coefficient of two boolean masks; ``None`` when both are empty (nothing to compare).
+
+    Not 1.0 for two empty masks: a structure absent from a case says nothing about
+    the model, and averages (``mean_scores``) leave such cases out.
+    """
     total = int(np.count_nonzero(prediction)) + int(np.count_nonzero(truth))
     if total == 0:
         return None
@@ -78,3 +87,52 @@ def detection_scores(per_scan: list[tuple[list[Detection], list[Detection], Geom
         "found": found,
         "scans": len(per_scan),
     }
+
+
+def centre_hits(centre: Sequence[float], nodule: dict) -> bool:
+    """A detection centre (world mm) hits a round finding when it lies within its radius (at least 3 mm).
+
+    ``nodule`` holds ``center`` (world mm) and ``diameter_mm`` (LUNA16's rule).
+    """
+    distance = float(np.linalg.norm(np.asarray(centre, float) - np.asarray(nodule["center"], float)))
+    return distance <= max(nodule["diameter_mm"] / 2.0, 3.0)
+
+
+def froc_points(per_scan: list[tuple[list[tuple[float, np.ndarray]], list[dict]]],
+                fp_rates: Sequence[float] = (0.125, 0.25, 0.5, 1, 2, 4, 8)) -> dict[float, float]:
+    """Sensitivity at given false positives per scan (LUNA16-style FROC).
+
+    ``per_scan`` holds, for each scan, its detections as (score, centre world mm) and
+    its true findings (``center``, ``diameter_mm``). A detection hits the nearest
+    finding it lies in (``centre_hits``); several hits on one finding count once, and
+    a detection hitting nothing is a false positive.
+    """
+    candidates = []  # (score, scan, finding index or -1)
+    total = 0
+    for scan, (detections, nodules) in enumerate(per_scan):
+        total += len(nodules)
+        for score, centre in detections:
+            hit, best = -1, np.inf
+            for n, nodule in enumerate(nodules):
+                distance = float(np.linalg.norm(np.asarray(centre) - np.asarray(nodule["center"])))
+                if centre_hits(centre, nodule) and distance < best:
+                    hit, best = n, distance
+            candidates.append((score, scan, hit))
+    candidates.sort(key=lambda c: -c[0])
+    scans = max(1, len(per_scan))
+    found: set[tuple[int, int]] = set()
+    false_positives = 0
+    curve = [(0.0, 0.0)]  # (FP per scan, sensitivity)
+    for _score, scan, hit in candidates:
+        if hit < 0:
+            false_positives += 1
+        else:
+            found.add((scan, hit))
+        curve.append((false_positives / scans, len(found) / max(1, total)))
+    return {rate: max(s for fp, s in curve if fp <= rate) for rate in fp_rates}
+
+
+def masked_rmse(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
+    """Root-mean-square difference of two images inside ``mask`` (in the images' units, e.g. HU)."""
+    difference = image.astype(np.float64)[mask] - reference.astype(np.float64)[mask]
+    return float(np.sqrt(np.mean(difference**2)))

@@ -14,7 +14,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from medviewer.ai.manifest import MANIFEST_NAME, ModelManifest, version_key
 from medviewer.ai.registry import ModelRegistry
@@ -98,7 +98,8 @@ def new_manifest(base: ModelManifest, name: str, version: str, plan: LabelPlan, 
     return ModelManifest.from_dict(data)
 
 
-def _table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> str:
+def markdown_table(rows: Iterable[Sequence], headers: Sequence[str]) -> str:
+    """A Markdown table (model cards)."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -132,18 +133,18 @@ Task: {manifest.task}; modality: {', '.join(manifest.modality)}; input: {', '.jo
 ## Validation: {metric}, before ({result.base_ref}) vs after ({result.ref})
 Measured through the full inference pipeline on the validation cases' own grids.
 
-{_table(rows, ('figure', 'before', 'after', 'change'))}
+{markdown_table(rows, ('figure', 'before', 'after', 'change'))}
 
 ## Training
 {len(result.history)} epoch(s), stopped because: {result.stopped_because}; best epoch {result.best_epoch}
 (its weights are the ones shipped); {result.seconds_per_epoch:.1f} s per epoch, {result.seconds_total / 60:.1f} min in all
 on {result.world_size} process(es).
 
-{_table(history, ('epoch', 'training loss', 'validation score (model grid)', 'seconds'))}
+{markdown_table(history, ('epoch', 'training loss', 'validation score (model grid)', 'seconds'))}
 
 Settings:
 
-{_table(settings_rows, ('setting', 'value'))}
+{markdown_table(settings_rows, ('setting', 'value'))}
 {chr(10).join('- ' + w for w in result.warnings) if result.warnings else ''}
 """
 

@@ -56,6 +56,7 @@ from medviewer.ai.training.config import (
 )
 from medviewer.ai.training.distributed import DistributedContext, setup_distributed, weights_checksum
 from medviewer.ai.training.evaluate import evaluate_package, model_grid_scores
+from medviewer.ai.training.loop import learning_rate_factor, schedule_position
 from medviewer.ai.training.losses import DetectionLoss, SegmentationLoss
 from medviewer.ai.training.sampling import PatchSampler
 from medviewer.core.errors import DatasetError, ModelError, OperationCancelled
@@ -117,12 +118,6 @@ def default_patch(manifest: ModelManifest) -> tuple[int, int, int]:
         size = min(int(size), MAX_DEFAULT_PATCH)
         patch.append(max(divisor, (size // divisor) * divisor))
     return tuple(patch)  # type: ignore[return-value]
-
-
-def _learning_rate_factor(done: float) -> float:
-    """Cosine decay from 1 to 0.05 over ``done`` = 0..1."""
-    done = min(max(done, 0.0), 1.0)
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done))
 
 
 class Trainer:
@@ -347,9 +342,7 @@ class Trainer:
             for iteration in range(settings.iterations_per_epoch):
                 done_iterations = (epoch - 1) * settings.iterations_per_epoch + iteration
                 elapsed = seconds_trained + time.perf_counter() - epoch_started
-                done = done_iterations / total_iterations
-                if budget is not None:
-                    done = max(done, elapsed / budget)
+                done = schedule_position(done_iterations, total_iterations, elapsed, budget)
                 cancelled = self.cancel.cancelled
                 decision = context.broadcast_values([float(cancelled), float(done >= 1.0 and iteration > 0), done])
                 if decision[0]:
@@ -358,7 +351,7 @@ class Trainer:
                 if decision[1]:
                     out_of_time = True
                     break
-                rate = learning_rate * _learning_rate_factor(decision[2])
+                rate = learning_rate * learning_rate_factor(decision[2])
                 for group in optimizer.param_groups:
                     group["lr"] = rate
                 images, targets = sampler.sample(settings.batch_size)

@@ -6,8 +6,8 @@ heart, spine, ribs, mediastinal vessels and airways, branching lung vessels, 3-8
 nodules, noise level); ``generate_chest_ct(params, shape, spacing)`` renders it on a
 voxel grid and returns the image, its label map and the nodule boxes.
 
-Anatomy is defined in millimetres (see ``medviewer.imaging.phantom_anatomy``), so a
-small grid at coarse spacing shows the same patient as the full-size demo grid.
+Parameters and anatomy are defined in millimetres (``medviewer.demo.phantom_anatomy``;
+label values, tissue codes and HU in ``medviewer.demo.phantom_tissues``), so a small grid at coarse spacing shows the same patient as the full-size demo grid.
 Rendering is exactly reproducible: the same parameters, shape and spacing give a
 bit-identical image.
 
@@ -30,311 +30,47 @@ from scipy import ndimage
 from medviewer.core.detection import Detection, DetectionStatus
 from medviewer.core.geometry import Geometry
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback
-from medviewer.core.labels import LabelMap, LabelTable
+from medviewer.core.labels import LabelMap
 from medviewer.core.volume import Volume, VolumeMetadata
-from medviewer.imaging.phantom_anatomy import RECESS_DROP_LIMIT, segment_distance
+from medviewer.demo.phantom_anatomy import (
+    DIAPHRAGM_MM,
+    SIDES,
+    SKIN_MM,
+    ChestAnatomy,
+    ChestPhantomParams,
+    NoduleSpec,
+    Tube,
+    ellipse_sd,
+    segment_distance,
+)
+from medviewer.demo.phantom_tissues import (  # the label and tissue names are re-exported for callers
+    _TISSUE_TO_LABEL,
+    ABDOMEN,
+    AIR_HU,
+    CARTILAGE_HU,
+    CSF_HU,
+    CT_WINDOWS,
+    DEFAULT_SHAPE,
+    DEFAULT_SPACING,
+    DISC_HU,
+    HEART,
+    LABEL_COLORS,
+    LABELS,
+    LUNG_L,
+    LUNG_R,
+    MEDIASTINUM,
+    NODULE,
+    NOISE_CORRELATION_MM,
+    RIB,
+    SKIN_HU,
+    SPINE,
+    TABLE,
+    TABLE_HU,
+    VARIANTS,
+    WALL,
+    chest_label_table,
+)
 
-# ---------------------------------------------------------------------------- labels
-#: Public label values of the ground-truth label map (stable; models depend on them).
-LABELS: dict[int, str] = {
-    1: "right lung",
-    2: "left lung",
-    3: "nodule",
-    4: "heart",
-    5: "aorta",
-    6: "airway",
-    7: "spine",
-    8: "ribs and sternum",
-}
-LABEL_COLORS: dict[int, tuple[int, int, int]] = {
-    1: (80, 160, 230),
-    2: (240, 170, 70),
-    3: (255, 40, 40),
-    4: (200, 90, 80),
-    5: (250, 110, 190),
-    6: (150, 230, 250),
-    7: (241, 214, 145),
-    8: (255, 250, 200),
-}
-RIGHT_LUNG, LEFT_LUNG, NODULE_LABEL = 1, 2, 3
-
-VARIANTS = ("standard", "dense_lungs")
-
-# Internal tissue codes used while rendering (finer than the public labels).
-OUTSIDE, WALL, MEDIASTINUM, ABDOMEN, LUNG_R, LUNG_L, NODULE, HEART, AORTA, AIRWAY, SPINE, RIB, VESSEL, TABLE = range(14)
-_TISSUE_TO_LABEL = np.zeros(256, dtype=np.uint8)
-_TISSUE_TO_LABEL[[LUNG_R, LUNG_L, NODULE, HEART, AORTA, AIRWAY, SPINE, RIB]] = [1, 2, 3, 4, 5, 6, 7, 8]
-
-AIR_HU = -1000.0
-SKIN_HU = 20.0
-CARTILAGE_HU = 120.0
-DISC_HU = 80.0
-CSF_HU = 15.0
-TABLE_HU = 150.0
-
-#: Default display windows (centre, width): lung, mediastinum, bone.
-CT_WINDOWS: list[tuple[float, float]] = [(-600.0, 1500.0), (40.0, 400.0), (400.0, 1800.0)]
-
-DEFAULT_SHAPE = (200, 512, 512)
-DEFAULT_SPACING = (0.7, 0.7, 1.5)
-
-#: Correlation length of the simulated CT noise (Gaussian sigma in mm, in-plane).
-NOISE_CORRELATION_MM = 0.55
-
-
-def chest_label_table() -> LabelTable:
-    """The label table of the phantom's ground truth (names and colours of ``LABELS``)."""
-    table = LabelTable()
-    for value, name in LABELS.items():
-        table.add(value, name, LABEL_COLORS[value])
-    return table
-
-
-# ---------------------------------------------------------------------------- parameters
-@dataclass(frozen=True)
-class NoduleSpec:
-    """One nodule, in patient-frame millimetres (see ``phantom_anatomy``).
-
-    ``kind`` is ``"solid"``, ``"part_solid"`` (ground-glass rim around a solid core)
-    or ``"ground_glass"`` (low contrast). ``diameter_mm`` is the diameter of the sphere
-    of equal volume; ``axes`` are relative half-axes (product 1) along the columns of
-    ``rotation``; ``lobulation`` bulges the surface along those axes, symmetrically so
-    the nodule stays centred on ``center``.
-    """
-
-    center: tuple[float, float, float]
-    diameter_mm: float
-    kind: str
-    hu: float
-    core_hu: float = 0.0
-    core_fraction: float = 0.0
-    axes: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    rotation: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
-    lobulation: float = 0.0
-    side: int = -1
-
-    @property
-    def radius(self) -> float:
-        return self.diameter_mm / 2.0
-
-    @property
-    def max_radius(self) -> float:
-        """Radius of a sphere around ``center`` that contains the whole nodule."""
-        return self.radius * max(self.axes) * (1.0 + 0.4 * abs(self.lobulation))
-
-
-@dataclass(frozen=True)
-class ChestPhantomParams:
-    """Everything that defines one phantom patient (lengths in mm, intensities in HU).
-
-    Positions are in the patient frame (origin at the body centre at mid-height of the
-    scan); ``body_offset`` (x, y) and ``table_z`` place that frame in scanner (world
-    LPS) coordinates. Draw a varied instance with ``from_seed``; adjust fields with
-    ``dataclasses.replace``.
-    """
-
-    seed: int
-    variant: str
-    # body and chest wall
-    body_half_width: float
-    body_half_depth_front: float
-    body_half_depth_back: float
-    body_offset: tuple[float, float]
-    table_z: float
-    fat_thickness: float
-    muscle_thickness: float
-    # lungs, diaphragm, mediastinum
-    lung_apex_z: float
-    apex_dome_height: float
-    carina_z: float
-    dome_top_right_z: float
-    dome_top_left_z: float
-    recess_depth: float
-    lung_width_scale: tuple[float, float]
-    lung_shape_harmonics: tuple[tuple[float, ...], tuple[float, ...]]
-    mediastinum_half_width: float
-    heart_center_xy: tuple[float, float]
-    heart_radii: tuple[float, float, float]
-    heart_long_axis: tuple[float, float, float]
-    pericardial_fat: float
-    trachea_radius: float
-    aorta_radii: tuple[float, float]
-    ascending_aorta_offset: float
-    # spine
-    back_to_vertebra: float
-    vertebra_radii: tuple[float, float]
-    vertebra_pitch: float
-    rib_radius: float
-    # lung vessels: number of territory points per vessel tree (more = denser trees)
-    vessel_points: int
-    # intensities
-    lung_hu: float
-    lung_gradient_hu: float
-    fat_hu: float
-    muscle_hu: float
-    soft_tissue_hu: float
-    blood_hu: float
-    liver_hu: float
-    cancellous_hu: float
-    cortical_hu: float
-    noise_hu: float
-    nodules: tuple[NoduleSpec, ...] = ()
-
-    @classmethod
-    def from_seed(cls, seed: int, variant: str = "standard") -> "ChestPhantomParams":
-        """Draw a phantom from ``seed``; ``variant`` changes it systematically.
-
-        ``"standard"``: lungs about -850 HU, 3-8 nodules of 4-30 mm (solid, part-solid
-        or ground-glass). ``"dense_lungs"``: the same body with expiratory, denser lungs
-        (parenchyma about -600 HU, diaphragm higher) and larger, smooth, mostly solid
-        nodules (10-30 mm) - a domain shift for models trained on ``"standard"``.
-        """
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown phantom variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        seed = int(seed)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
-        u = rng.uniform
-        body_half_width = u(138.0, 165.0)
-        apex = u(118.0, 132.0)
-        carina = apex - u(70.0, 82.0)
-        dome_right = carina - u(95.0, 112.0)
-        dome_left = dome_right - u(8.0, 18.0)
-
-        def harmonics() -> tuple[float, ...]:
-            return tuple(float(v) for v in rng.uniform(-0.05, 0.05, size=4))
-
-        values = dict(
-            seed=seed,
-            variant=variant,
-            body_half_width=body_half_width,
-            body_half_depth_front=u(105.0, 125.0),
-            body_half_depth_back=u(100.0, 118.0),
-            body_offset=(u(-8.0, 8.0), u(-12.0, 4.0)),
-            table_z=round(u(-260.0, -120.0), 1),
-            fat_thickness=u(4.0, 18.0),
-            muscle_thickness=u(5.0, 12.0),
-            lung_apex_z=apex,
-            apex_dome_height=u(95.0, 125.0),
-            carina_z=carina,
-            dome_top_right_z=dome_right,
-            dome_top_left_z=dome_left,
-            recess_depth=u(35.0, 50.0),
-            lung_width_scale=(u(0.6, 0.68), u(0.56, 0.64)),
-            lung_shape_harmonics=(harmonics(), harmonics()),
-            mediastinum_half_width=u(6.0, 12.0),
-            heart_center_xy=(u(8.0, 24.0), 0.0),  # y set below from the cavity depth
-            heart_radii=(u(55.0, 66.0), u(42.0, 50.0), u(36.0, 44.0)),
-            heart_long_axis=(u(0.45, 0.7), -u(0.45, 0.65), -u(0.45, 0.7)),
-            pericardial_fat=u(2.5, 6.0),
-            trachea_radius=u(8.0, 10.0),
-            aorta_radii=(u(13.0, 16.0), u(10.0, 12.5)),
-            ascending_aorta_offset=u(4.0, 14.0),
-            back_to_vertebra=u(72.0, 88.0),
-            vertebra_radii=(u(16.0, 20.0), u(13.0, 15.5)),
-            vertebra_pitch=u(24.0, 28.0),
-            rib_radius=u(4.3, 5.3),
-            vessel_points=int(rng.integers(1300, 1900)),
-            lung_hu=u(-880.0, -830.0),
-            lung_gradient_hu=u(20.0, 60.0),
-            fat_hu=u(-110.0, -85.0),
-            muscle_hu=u(35.0, 55.0),
-            soft_tissue_hu=u(30.0, 45.0),
-            blood_hu=u(35.0, 50.0),
-            liver_hu=u(50.0, 65.0),
-            cancellous_hu=u(180.0, 300.0),
-            cortical_hu=u(800.0, 1100.0),
-            noise_hu=u(8.0, 22.0),
-        )
-        inset = 2.0 + values["fat_thickness"] + values["muscle_thickness"] + 12.0
-        cavity_front = values["body_half_depth_front"] - inset
-        values["heart_center_xy"] = (values["heart_center_xy"][0], -u(0.2, 0.35) * cavity_front)
-        nodule_count = int(rng.integers(3, 9))
-        nodule_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x0D11]))
-        if variant == "dense_lungs":
-            variant_rng = np.random.default_rng(np.random.SeedSequence([seed, 0xDE45]))
-            shift = variant_rng.uniform(12.0, 25.0)  # expiration: the diaphragm rises
-            values.update(
-                lung_hu=variant_rng.uniform(-640.0, -570.0),
-                lung_gradient_hu=variant_rng.uniform(40.0, 90.0),
-                dome_top_right_z=values["dome_top_right_z"] + shift,
-                dome_top_left_z=values["dome_top_left_z"] + shift,
-                lung_apex_z=values["lung_apex_z"] - variant_rng.uniform(5.0, 12.0),
-            )
-        # Keep the deepest (posterior) recess of the lungs inside the default 300 mm scan range.
-        lowest_allowed = -DEFAULT_SPACING[2] * DEFAULT_SHAPE[0] / 2.0 + 8.0
-        deepest = min(values["dome_top_left_z"], values["dome_top_right_z"]) - RECESS_DROP_LIMIT * values["recess_depth"]
-        if deepest < lowest_allowed:
-            values["recess_depth"] = (min(values["dome_top_left_z"], values["dome_top_right_z"]) - lowest_allowed) / RECESS_DROP_LIMIT
-        params = cls(**values)
-        return dataclasses.replace(params, nodules=tuple(_draw_nodules(params, nodule_rng, nodule_count)))
-
-    def world_offset(self) -> np.ndarray:
-        """World LPS position (mm) of the patient-frame origin."""
-        return np.array([self.body_offset[0], self.body_offset[1], self.table_z])
-
-
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q *= np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q
-
-
-def _draw_nodules(params: ChestPhantomParams, rng: np.random.Generator, count: int) -> list[NoduleSpec]:
-    """Nodules at random positions inside the lungs, clear of the edges and of each other."""
-    from medviewer.imaging.phantom_anatomy import LEFT, RIGHT, ChestAnatomy
-
-    anatomy = ChestAnatomy(params)
-    dense = params.variant == "dense_lungs"
-    directions = rng.normal(size=(32, 3))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    nodules: list[NoduleSpec] = []
-    for _ in range(count):
-        if dense:
-            diameter = rng.uniform(10.0, 30.0)
-            kind = "solid" if rng.uniform() < 0.8 else "part_solid"
-            lobulation = 0.0
-        else:
-            diameter = float(np.exp(rng.uniform(np.log(4.0), np.log(30.0))))
-            kind = str(rng.choice(["solid", "part_solid", "ground_glass"], p=[0.6, 0.25, 0.15]))
-            lobulation = rng.uniform(-0.15, 0.25) if diameter > 8.0 else 0.0
-        if kind == "part_solid" and diameter < 8.0:
-            kind = "solid"
-        axes = rng.uniform(0.85, 1.15, size=3)
-        axes /= np.cbrt(np.prod(axes))
-        rotation = _random_rotation(rng)
-        if kind == "solid":
-            hu, core_hu, core_fraction = rng.uniform(0.0, 60.0), 0.0, 0.0
-        elif kind == "part_solid":
-            hu = params.lung_hu + rng.uniform(250.0, 400.0)
-            core_hu, core_fraction = rng.uniform(0.0, 50.0), rng.uniform(0.3, 0.6)
-        else:
-            hu, core_hu, core_fraction = params.lung_hu + rng.uniform(250.0, 400.0), 0.0, 0.0
-        spec = NoduleSpec(
-            (0.0, 0.0, 0.0), float(diameter), kind, float(hu), float(core_hu), float(core_fraction),
-            tuple(float(a) for a in axes), tuple(float(v) for v in rotation.ravel()), float(lobulation),
-        )
-        reach = spec.max_radius + 2.5
-        side = RIGHT if rng.uniform() < 0.55 else LEFT
-        placed = False
-        for _attempt in range(30):
-            candidates = anatomy.sample_lung_points(rng, side, 64, inset=reach)
-            half_range = DEFAULT_SPACING[2] * DEFAULT_SHAPE[0] / 2.0 - 5.0
-            for center in candidates:
-                if abs(center[2]) + reach > half_range:  # keep nodules inside the default scan range
-                    continue
-                if any(np.linalg.norm(center - np.asarray(n.center)) < reach + n.max_radius + 4.0 for n in nodules):
-                    continue
-                shell = center + reach * directions
-                if np.all(anatomy.lung_sd_points(shell, side) < 0.0):
-                    nodules.append(dataclasses.replace(spec, center=tuple(float(c) for c in center), side=side))
-                    placed = True
-                    break
-            if placed:
-                break
-            side = -side
-    return nodules
 
 
 # ---------------------------------------------------------------------------- result
@@ -482,7 +218,6 @@ def _grow_tree(
     sprouts a child. Radii shrink with territory size (Murray-like), so trunks are thick
     at the hilum and twigs fine at the periphery. Returns ``Tube`` segments.
     """
-    from medviewer.imaging.phantom_anatomy import Tube
 
     total = len(points)
     segments: list[Tube] = []
@@ -527,7 +262,6 @@ def lung_vessel_trees(params: ChestPhantomParams) -> dict[str, list]:
 
 @functools.lru_cache(maxsize=4)
 def _cached_trees(params: ChestPhantomParams) -> dict[str, tuple]:
-    from medviewer.imaging.phantom_anatomy import SIDES, ChestAnatomy
 
     anatomy = ChestAnatomy(params)
     trees: dict[str, list] = {}
@@ -546,7 +280,6 @@ def _cached_trees(params: ChestPhantomParams) -> dict[str, tuple]:
 
 def _rib_tubes(anatomy) -> list[tuple[object, bool]]:
     """Rib and costal-cartilage segments: (Tube, is_bone)."""
-    from medviewer.imaging.phantom_anatomy import SIDES, Tube
 
     p = anatomy.params
     tubes: list[tuple[object, bool]] = []
@@ -599,7 +332,6 @@ def _background(grid: _Grid, anatomy) -> tuple[np.ndarray, np.ndarray]:
 
 def _render_slices(anatomy, grid: _Grid, hu: np.ndarray, tissue: np.ndarray, progress, cancel) -> None:
     """Body, chest wall, cavity, lungs, diaphragm and abdomen, heart, spine and sternum, slice by slice."""
-    from medviewer.imaging.phantom_anatomy import DIAPHRAGM_MM, SIDES, SKIN_MM
 
     p = anatomy.params
     edge = grid.edge
@@ -715,7 +447,6 @@ def _render_slices(anatomy, grid: _Grid, hu: np.ndarray, tissue: np.ndarray, pro
 
 def _abdomen_hu(p, anatomy, x, y, z, stomach_center, spleen_center) -> np.ndarray:
     """Upper abdomen under the diaphragm: liver on the right, stomach (air cap) and spleen on the left."""
-    from medviewer.imaging.phantom_anatomy import ellipse_sd
 
     liver_edge = 10.0 + 0.35 * (-y)
     value = np.where(x < liver_edge, p.liver_hu, -40.0)
@@ -735,7 +466,6 @@ def _abdomen_hu(p, anatomy, x, y, z, stomach_center, spleen_center) -> np.ndarra
 
 def _render_spine_slice(anatomy, grid: _Grid, hu2d: np.ndarray, tissue2d: np.ndarray, z: float) -> None:
     """Vertebral body or disc, posterior arch and spinal canal on one slice."""
-    from medviewer.imaging.phantom_anatomy import ellipse_sd
 
     p = anatomy.params
     edge = grid.edge
@@ -768,7 +498,6 @@ def _render_spine_slice(anatomy, grid: _Grid, hu2d: np.ndarray, tissue2d: np.nda
 
 def _spine_process_tubes(anatomy) -> list:
     """Spinous and transverse processes of every vertebra."""
-    from medviewer.imaging.phantom_anatomy import Tube
 
     tubes = []
     r = anatomy.canal_radius
@@ -886,7 +615,6 @@ def generate_chest_ct(
     same patient at training resolution. Returns int16 HU, the label map (``LABELS``)
     and one ground-truth box per nodule.
     """
-    from medviewer.imaging.phantom_anatomy import ChestAnatomy
 
     if len(shape) != 3 or any(int(s) < 1 for s in shape):
         raise ValueError(f"shape must be three positive sizes (z, y, x), got {shape}")
@@ -1047,6 +775,7 @@ def simulate_low_dose(
 
 __all__ = [
     "CT_WINDOWS",
+    "LABEL_COLORS",
     "LABELS",
     "VARIANTS",
     "ChestPhantomParams",

@@ -11,7 +11,7 @@ from scipy import ndimage
 from medviewer.core.detection import DetectionStatus
 from medviewer.core.errors import OperationCancelled
 from medviewer.core.jobs import CancelToken
-from medviewer.imaging.phantoms import (
+from medviewer.demo.phantoms import (
     LABELS,
     ChestPhantomParams,
     generate_chest_ct,
@@ -200,7 +200,7 @@ def test_noise_has_the_requested_level():
 
 def test_radiograph_line_integrals_and_orientation(small_case):
     from medviewer.core import Geometry, Volume
-    from medviewer.imaging.phantom_radiograph import MU_WATER_PER_MM, chest_radiograph, projection_along_y
+    from medviewer.demo.phantom_radiograph import MU_WATER_PER_MM, chest_radiograph, projection_along_y
 
     # A water slab 12 voxels (of 2 mm) deep in air: the line integral is mu_water * 24 mm.
     array = np.full((3, 20, 5), -1000, dtype=np.int16)

@@ -1,4 +1,8 @@
-"""Anatomy of the synthetic chest phantom as implicit functions of position in millimetres.
+"""The synthetic chest phantom's patient: parameters drawn from a seed, and its anatomy as implicit functions of position in millimetres.
+
+``ChestPhantomParams.from_seed`` draws the patient and places its nodules inside the
+lungs, which needs the anatomy below; that is why parameters and anatomy share this
+module (the renderer, ``medviewer.demo.phantoms``, builds on both).
 
 Everything here is defined in the *patient frame*: millimetres, LPS axes (+x = patient
 left, +y = posterior, +z = superior), origin at the centre of the body outline at
@@ -15,13 +19,13 @@ queries used to place nodules and grow vessels (arrays of shape (N,)).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover - only for type hints
-    from medviewer.imaging.phantoms import ChestPhantomParams
+from medviewer.demo.phantom_tissues import AIRWAY, AORTA, DEFAULT_SHAPE, DEFAULT_SPACING, MEDIASTINUM, VARIANTS, VESSEL
 
 ArrayOrFloat = Union[np.ndarray, float]
 
@@ -111,7 +115,7 @@ class ChestAnatomy:
     broadcastable ``x, y, z`` arrays (patient-frame mm).
     """
 
-    def __init__(self, params: "ChestPhantomParams") -> None:
+    def __init__(self, params: ChestPhantomParams) -> None:
         p = params
         self.params = p
         self.body_a = p.body_half_width
@@ -294,8 +298,6 @@ class ChestAnatomy:
     # ------------------------------------------------------------------ mediastinum
     def _mediastinal_tubes(self) -> list[MediastinalTube]:
         """Aorta, great veins, pulmonary arteries and veins, trachea, main bronchi, oesophagus."""
-        from medviewer.imaging import phantoms as ph  # tissue codes and HU live there
-
         p = self.params
         z_top = 200.0
         z_bottom = -200.0
@@ -318,7 +320,7 @@ class ChestAnatomy:
 
         blood = p.blood_hu
         # Aorta: ascending from the heart, arch over the left main bronchus, descending beside the spine.
-        add("ascending aorta", (x_asc, y_asc, hz - 10.0), (x_asc, y_asc, z_arch), r_asc, r_asc, blood, ph.AORTA, 3.0)
+        add("ascending aorta", (x_asc, y_asc, hz - 10.0), (x_asc, y_asc, z_arch), r_asc, r_asc, blood, AORTA, 3.0)
         arch_points = []
         for angle in np.linspace(0.0, np.pi, 9):
             arch_points.append(
@@ -331,30 +333,30 @@ class ChestAnatomy:
         for i in range(len(arch_points) - 1):
             r0 = r_asc + (r_desc - r_asc) * i / 8.0
             r1 = r_asc + (r_desc - r_asc) * (i + 1) / 8.0
-            add("aortic arch", arch_points[i], arch_points[i + 1], r0, r1, blood, ph.AORTA, 3.0)
-        add("descending aorta", (x_desc, y_desc, z_arch), (x_desc, y_desc, z_bottom), r_desc, r_desc, blood, ph.AORTA, 3.0)
+            add("aortic arch", arch_points[i], arch_points[i + 1], r0, r1, blood, AORTA, 3.0)
+        add("descending aorta", (x_desc, y_desc, z_arch), (x_desc, y_desc, z_bottom), r_desc, r_desc, blood, AORTA, 3.0)
         # Superior vena cava, right of the ascending aorta.
         x_svc = x_asc - r_asc - 11.0
-        add("superior vena cava", (x_svc, y_asc + 6.0, z_top), (x_svc, y_asc + 6.0, hz), 9.0, 9.0, blood, ph.VESSEL, 2.5)
+        add("superior vena cava", (x_svc, y_asc + 6.0, z_top), (x_svc, y_asc + 6.0, hz), 9.0, 9.0, blood, VESSEL, 2.5)
         # Pulmonary trunk from the right ventricle (front of the heart) up to its bifurcation.
         bifurcation = (10.0, y_trachea + 4.0, self.z_carina - 12.0)
-        add("pulmonary trunk", (14.0, self.heart_center[1] - 25.0, heart_top - 22.0), bifurcation, 13.0, 12.0, blood, ph.VESSEL, 2.5)
+        add("pulmonary trunk", (14.0, self.heart_center[1] - 25.0, heart_top - 22.0), bifurcation, 13.0, 12.0, blood, VESSEL, 2.5)
         self.artery_roots = {
             RIGHT: np.array([-0.36 * a, y_trachea + 12.0, self.z_carina - 20.0]),
             LEFT: np.array([0.38 * a, y_trachea + 16.0, self.z_carina - 8.0]),
         }
         for side in SIDES:
-            add("pulmonary artery", bifurcation, self.artery_roots[side], 11.0, 8.0, blood, ph.VESSEL, 2.5)
+            add("pulmonary artery", bifurcation, self.artery_roots[side], 11.0, 8.0, blood, VESSEL, 2.5)
         # Pulmonary veins from the hila to the left atrium (back of the heart).
         atrium = (2.0, self.heart_center[1] + 0.55 * p.heart_radii[1], self.heart_center[2] + 12.0)
         self.vein_roots = {
             side: np.array([side * 0.34 * a, y_trachea + 24.0, self.z_carina - 48.0]) for side in SIDES
         }
         for side in SIDES:
-            add("pulmonary vein", atrium, self.vein_roots[side], 8.0, 6.5, blood, ph.VESSEL, 2.0)
+            add("pulmonary vein", atrium, self.vein_roots[side], 8.0, 6.5, blood, VESSEL, 2.0)
         # Airways: trachea down to the carina, then the main bronchi (right steeper and shorter).
         carina = (0.0, y_trachea, self.z_carina)
-        add("trachea", (0.0, y_trachea, z_top), carina, r_trachea, r_trachea, -1000.0, ph.AIRWAY, 3.0, p.soft_tissue_hu, 2.0)
+        add("trachea", (0.0, y_trachea, z_top), carina, r_trachea, r_trachea, -1000.0, AIRWAY, 3.0, p.soft_tissue_hu, 2.0)
         self.bronchus_roots = {
             RIGHT: np.array([-0.3 * a, y_trachea + 8.0, self.z_carina - 24.0]),
             LEFT: np.array([0.33 * a, y_trachea + 10.0, self.z_carina - 40.0]),
@@ -362,9 +364,254 @@ class ChestAnatomy:
         self.bronchus_radii = {RIGHT: 0.78 * r_trachea, LEFT: 0.68 * r_trachea}
         for side in SIDES:
             r = self.bronchus_radii[side]
-            add("main bronchus", carina, self.bronchus_roots[side], r, r * 0.9, -1000.0, ph.AIRWAY, 2.0, p.soft_tissue_hu, 1.6)
+            add("main bronchus", carina, self.bronchus_roots[side], r, r * 0.9, -1000.0, AIRWAY, 2.0, p.soft_tissue_hu, 1.6)
         # Oesophagus between trachea and spine, slightly left; a little air in its lumen.
         # It ends at the diaphragm (the hiatus), where it joins the stomach.
         hiatus_z = self.dome_top[LEFT] - 10.0
-        add("oesophagus", (4.0, y_esophagus, z_top), (4.0, y_esophagus, hiatus_z), 7.0, 7.0, p.soft_tissue_hu, ph.MEDIASTINUM, 2.0)
+        add("oesophagus", (4.0, y_esophagus, z_top), (4.0, y_esophagus, hiatus_z), 7.0, 7.0, p.soft_tissue_hu, MEDIASTINUM, 2.0)
         return tubes
+
+
+# ---------------------------------------------------------------------------- the phantom patient
+@dataclass(frozen=True)
+class NoduleSpec:
+    """One nodule, in patient-frame millimetres (see ``phantom_anatomy``).
+
+    ``kind`` is ``"solid"``, ``"part_solid"`` (ground-glass rim around a solid core)
+    or ``"ground_glass"`` (low contrast). ``diameter_mm`` is the diameter of the sphere
+    of equal volume; ``axes`` are relative half-axes (product 1) along the columns of
+    ``rotation``; ``lobulation`` bulges the surface along those axes, symmetrically so
+    the nodule stays centred on ``center``.
+    """
+
+    center: tuple[float, float, float]
+    diameter_mm: float
+    kind: str
+    hu: float
+    core_hu: float = 0.0
+    core_fraction: float = 0.0
+    axes: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    rotation: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    lobulation: float = 0.0
+    side: int = -1
+
+    @property
+    def radius(self) -> float:
+        return self.diameter_mm / 2.0
+
+    @property
+    def max_radius(self) -> float:
+        """Radius of a sphere around ``center`` that contains the whole nodule."""
+        return self.radius * max(self.axes) * (1.0 + 0.4 * abs(self.lobulation))
+
+
+@dataclass(frozen=True)
+class ChestPhantomParams:
+    """Everything that defines one phantom patient (lengths in mm, intensities in HU).
+
+    Positions are in the patient frame (origin at the body centre at mid-height of the
+    scan); ``body_offset`` (x, y) and ``table_z`` place that frame in scanner (world
+    LPS) coordinates. Draw a varied instance with ``from_seed``; adjust fields with
+    ``dataclasses.replace``.
+    """
+
+    seed: int
+    variant: str
+    # body and chest wall
+    body_half_width: float
+    body_half_depth_front: float
+    body_half_depth_back: float
+    body_offset: tuple[float, float]
+    table_z: float
+    fat_thickness: float
+    muscle_thickness: float
+    # lungs, diaphragm, mediastinum
+    lung_apex_z: float
+    apex_dome_height: float
+    carina_z: float
+    dome_top_right_z: float
+    dome_top_left_z: float
+    recess_depth: float
+    lung_width_scale: tuple[float, float]
+    lung_shape_harmonics: tuple[tuple[float, ...], tuple[float, ...]]
+    mediastinum_half_width: float
+    heart_center_xy: tuple[float, float]
+    heart_radii: tuple[float, float, float]
+    heart_long_axis: tuple[float, float, float]
+    pericardial_fat: float
+    trachea_radius: float
+    aorta_radii: tuple[float, float]
+    ascending_aorta_offset: float
+    # spine
+    back_to_vertebra: float
+    vertebra_radii: tuple[float, float]
+    vertebra_pitch: float
+    rib_radius: float
+    # lung vessels: number of territory points per vessel tree (more = denser trees)
+    vessel_points: int
+    # intensities
+    lung_hu: float
+    lung_gradient_hu: float
+    fat_hu: float
+    muscle_hu: float
+    soft_tissue_hu: float
+    blood_hu: float
+    liver_hu: float
+    cancellous_hu: float
+    cortical_hu: float
+    noise_hu: float
+    nodules: tuple[NoduleSpec, ...] = ()
+
+    @classmethod
+    def from_seed(cls, seed: int, variant: str = "standard") -> "ChestPhantomParams":
+        """Draw a phantom from ``seed``; ``variant`` changes it systematically.
+
+        ``"standard"``: lungs about -850 HU, 3-8 nodules of 4-30 mm (solid, part-solid
+        or ground-glass). ``"dense_lungs"``: the same body with expiratory, denser lungs
+        (parenchyma about -600 HU, diaphragm higher) and larger, smooth, mostly solid
+        nodules (10-30 mm) - a domain shift for models trained on ``"standard"``.
+        """
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown phantom variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        seed = int(seed)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
+        u = rng.uniform
+        body_half_width = u(138.0, 165.0)
+        apex = u(118.0, 132.0)
+        carina = apex - u(70.0, 82.0)
+        dome_right = carina - u(95.0, 112.0)
+        dome_left = dome_right - u(8.0, 18.0)
+
+        def harmonics() -> tuple[float, ...]:
+            return tuple(float(v) for v in rng.uniform(-0.05, 0.05, size=4))
+
+        values = dict(
+            seed=seed,
+            variant=variant,
+            body_half_width=body_half_width,
+            body_half_depth_front=u(105.0, 125.0),
+            body_half_depth_back=u(100.0, 118.0),
+            body_offset=(u(-8.0, 8.0), u(-12.0, 4.0)),
+            table_z=round(u(-260.0, -120.0), 1),
+            fat_thickness=u(4.0, 18.0),
+            muscle_thickness=u(5.0, 12.0),
+            lung_apex_z=apex,
+            apex_dome_height=u(95.0, 125.0),
+            carina_z=carina,
+            dome_top_right_z=dome_right,
+            dome_top_left_z=dome_left,
+            recess_depth=u(35.0, 50.0),
+            lung_width_scale=(u(0.6, 0.68), u(0.56, 0.64)),
+            lung_shape_harmonics=(harmonics(), harmonics()),
+            mediastinum_half_width=u(6.0, 12.0),
+            heart_center_xy=(u(8.0, 24.0), 0.0),  # y set below from the cavity depth
+            heart_radii=(u(55.0, 66.0), u(42.0, 50.0), u(36.0, 44.0)),
+            heart_long_axis=(u(0.45, 0.7), -u(0.45, 0.65), -u(0.45, 0.7)),
+            pericardial_fat=u(2.5, 6.0),
+            trachea_radius=u(8.0, 10.0),
+            aorta_radii=(u(13.0, 16.0), u(10.0, 12.5)),
+            ascending_aorta_offset=u(4.0, 14.0),
+            back_to_vertebra=u(72.0, 88.0),
+            vertebra_radii=(u(16.0, 20.0), u(13.0, 15.5)),
+            vertebra_pitch=u(24.0, 28.0),
+            rib_radius=u(4.3, 5.3),
+            vessel_points=int(rng.integers(1300, 1900)),
+            lung_hu=u(-880.0, -830.0),
+            lung_gradient_hu=u(20.0, 60.0),
+            fat_hu=u(-110.0, -85.0),
+            muscle_hu=u(35.0, 55.0),
+            soft_tissue_hu=u(30.0, 45.0),
+            blood_hu=u(35.0, 50.0),
+            liver_hu=u(50.0, 65.0),
+            cancellous_hu=u(180.0, 300.0),
+            cortical_hu=u(800.0, 1100.0),
+            noise_hu=u(8.0, 22.0),
+        )
+        inset = 2.0 + values["fat_thickness"] + values["muscle_thickness"] + 12.0
+        cavity_front = values["body_half_depth_front"] - inset
+        values["heart_center_xy"] = (values["heart_center_xy"][0], -u(0.2, 0.35) * cavity_front)
+        nodule_count = int(rng.integers(3, 9))
+        nodule_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x0D11]))
+        if variant == "dense_lungs":
+            variant_rng = np.random.default_rng(np.random.SeedSequence([seed, 0xDE45]))
+            shift = variant_rng.uniform(12.0, 25.0)  # expiration: the diaphragm rises
+            values.update(
+                lung_hu=variant_rng.uniform(-640.0, -570.0),
+                lung_gradient_hu=variant_rng.uniform(40.0, 90.0),
+                dome_top_right_z=values["dome_top_right_z"] + shift,
+                dome_top_left_z=values["dome_top_left_z"] + shift,
+                lung_apex_z=values["lung_apex_z"] - variant_rng.uniform(5.0, 12.0),
+            )
+        # Keep the deepest (posterior) recess of the lungs inside the default 300 mm scan range.
+        lowest_allowed = -DEFAULT_SPACING[2] * DEFAULT_SHAPE[0] / 2.0 + 8.0
+        deepest = min(values["dome_top_left_z"], values["dome_top_right_z"]) - RECESS_DROP_LIMIT * values["recess_depth"]
+        if deepest < lowest_allowed:
+            values["recess_depth"] = (min(values["dome_top_left_z"], values["dome_top_right_z"]) - lowest_allowed) / RECESS_DROP_LIMIT
+        params = cls(**values)
+        return dataclasses.replace(params, nodules=tuple(_draw_nodules(params, nodule_rng, nodule_count)))
+
+    def world_offset(self) -> np.ndarray:
+        """World LPS position (mm) of the patient-frame origin."""
+        return np.array([self.body_offset[0], self.body_offset[1], self.table_z])
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    return q
+
+
+def _draw_nodules(params: ChestPhantomParams, rng: np.random.Generator, count: int) -> list[NoduleSpec]:
+    """Nodules at random positions inside the lungs, clear of the edges and of each other."""
+    anatomy = ChestAnatomy(params)
+    dense = params.variant == "dense_lungs"
+    directions = rng.normal(size=(32, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    nodules: list[NoduleSpec] = []
+    for _ in range(count):
+        if dense:
+            diameter = rng.uniform(10.0, 30.0)
+            kind = "solid" if rng.uniform() < 0.8 else "part_solid"
+            lobulation = 0.0
+        else:
+            diameter = float(np.exp(rng.uniform(np.log(4.0), np.log(30.0))))
+            kind = str(rng.choice(["solid", "part_solid", "ground_glass"], p=[0.6, 0.25, 0.15]))
+            lobulation = rng.uniform(-0.15, 0.25) if diameter > 8.0 else 0.0
+        if kind == "part_solid" and diameter < 8.0:
+            kind = "solid"
+        axes = rng.uniform(0.85, 1.15, size=3)
+        axes /= np.cbrt(np.prod(axes))
+        rotation = _random_rotation(rng)
+        if kind == "solid":
+            hu, core_hu, core_fraction = rng.uniform(0.0, 60.0), 0.0, 0.0
+        elif kind == "part_solid":
+            hu = params.lung_hu + rng.uniform(250.0, 400.0)
+            core_hu, core_fraction = rng.uniform(0.0, 50.0), rng.uniform(0.3, 0.6)
+        else:
+            hu, core_hu, core_fraction = params.lung_hu + rng.uniform(250.0, 400.0), 0.0, 0.0
+        spec = NoduleSpec(
+            (0.0, 0.0, 0.0), float(diameter), kind, float(hu), float(core_hu), float(core_fraction),
+            tuple(float(a) for a in axes), tuple(float(v) for v in rotation.ravel()), float(lobulation),
+        )
+        reach = spec.max_radius + 2.5
+        side = RIGHT if rng.uniform() < 0.55 else LEFT
+        placed = False
+        for _attempt in range(30):
+            candidates = anatomy.sample_lung_points(rng, side, 64, inset=reach)
+            half_range = DEFAULT_SPACING[2] * DEFAULT_SHAPE[0] / 2.0 - 5.0
+            for center in candidates:
+                if abs(center[2]) + reach > half_range:  # keep nodules inside the default scan range
+                    continue
+                if any(np.linalg.norm(center - np.asarray(n.center)) < reach + n.max_radius + 4.0 for n in nodules):
+                    continue
+                shell = center + reach * directions
+                if np.all(anatomy.lung_sd_points(shell, side) < 0.0):
+                    nodules.append(dataclasses.replace(spec, center=tuple(float(c) for c in center), side=side))
+                    placed = True
+                    break
+            if placed:
+                break
+            side = -side
+    return nodules
