@@ -1,9 +1,9 @@
 """SliceView: the widget that composes the drawing layers of one plane and turns mouse and keys into actions.
 
-Each layer (``image_layer``, ``label_layer``, ``crosshair``, ``boxes``,
-``measurement_layer``, ``preview``, ``overlay_text``) owns its graphics items and is told
-what to draw; this module decides when, from the document's and the display's events,
-and keeps the coordinates (viewport, view mm, display pixels, voxel index).
+Each layer (attributes ``image_layer``, ``label_layer``, ``crosshair``, ``boxes``,
+``measurement_layer``, ``preview``, ``overlay_texts``, one module each) owns its graphics
+items and is told what to draw; this module decides when, from the document's and the
+display's events, and keeps the coordinates (viewport, view mm, display pixels, voxel index).
 """
 
 from __future__ import annotations
