@@ -153,7 +153,7 @@ def collect() -> list[Row]:
                     "volume size", "far below the volume size"))
     sagittal = window.slice_views[2]
     sagittal.step_slice(1)
-    slab_bytes = sagittal._image_reader.slab_nbytes + sum(r.slab_nbytes for r in sagittal._label_readers.values())
+    slab_bytes = sagittal.slab_cache_nbytes()
     rows.append(Row("sagittal slab cache (image + labels)", slab_bytes / 2**20, "MiB", volume.array.nbytes / 2**20,
                     "volume size", "a few MiB"))
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medviewer.commands.smoke_test import picture_is_blank
+from medviewer.ui.smoke_test import picture_is_blank
 from medviewer.core.paths import resources_dir
 
 REPO = Path(__file__).resolve().parents[1]

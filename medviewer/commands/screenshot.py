@@ -33,7 +33,8 @@ def read_boxes(path: str):
     from medviewer.core.errors import CorruptFileError
 
     try:
-        data = json.loads(open(path, encoding="utf-8").read())
+        with open(path, encoding="utf-8") as handle:  # closed at once (an open handle is a ResourceWarning)
+            data = json.load(handle)
     except (OSError, ValueError) as error:
         raise CorruptFileError(f"cannot read the boxes: {error}", path) from None
     if isinstance(data, dict):

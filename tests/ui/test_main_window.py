@@ -357,7 +357,7 @@ def test_dicom_radiograph_shows_its_patient_orientation_letters(viewer, qtbot, t
     assert view.letters == letters and view.overlay_text()["top_left"].startswith("Image DX")
     # Each letter is drawn (orange pixels) at its edge of the view.
     picture = view.grab().toImage()
-    for edge, text in view._letters.items():
+    for edge, text in view.overlay_texts.letters.items():
         box = text.geometry()
         orange = 0
         for y in range(box.top(), box.bottom() + 1):
@@ -366,7 +366,7 @@ def test_dicom_radiograph_shows_its_patient_orientation_letters(viewer, qtbot, t
                 orange += c.red() > 200 and 120 < c.green() < 210 and c.blue() < 80
         assert orange >= 5, edge
     width, height = view.width(), view.height()
-    edges = {edge: text.geometry() for edge, text in view._letters.items()}
+    edges = {edge: text.geometry() for edge, text in view.overlay_texts.letters.items()}
     assert edges["left"].left() < 20 and edges["right"].right() > width - 20
     assert edges["top"].top() < 40 and edges["bottom"].bottom() > height - 40
 

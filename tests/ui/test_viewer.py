@@ -216,8 +216,8 @@ def test_label_edits_redraw_only_when_they_touch_the_displayed_slice(viewer, mon
     document.set_cursor_index((10, 10, 12))
     settle()
     renders = []
-    original = axial._render_labels
-    monkeypatch.setattr(axial, "_render_labels", lambda lm: (renders.append(lm), original(lm)))
+    original = axial.label_layer.render
+    monkeypatch.setattr(axial.label_layer, "render", lambda lm, *args: (renders.append(lm), original(lm, *args)))
 
     label_map.array[5, 10, 10] = 1  # another axial slice
     document.notify_labels_changed(label_map, (slice(5, 6), slice(10, 11), slice(10, 11)))
@@ -242,7 +242,7 @@ def test_detection_boxes_list_and_click_selection(viewer):
     assert document.selected_detection is high_score
     axial, coronal, sagittal = views(viewer)
     assert (axial.slice_index, coronal.slice_index, sagittal.slice_index) == (8, 20, 18)
-    assert [d for d, _ in axial._drawn_boxes] == [high_score]
+    assert [d for d, _ in axial.boxes.drawn] == [high_score]
     # The accepted box is drawn in green on its edge.
     settle()
     image = axial.grab().toImage()
@@ -263,7 +263,7 @@ def test_detection_boxes_list_and_click_selection(viewer):
     assert np.allclose(document.cursor, cursor)
     # A box is not drawn on slices it does not cross.
     axial.set_slice(2)
-    assert axial._drawn_boxes == []
+    assert axial.boxes.drawn == []
 
 
 # ---------------------------------------------------------------------------- geometry on screen
@@ -316,7 +316,7 @@ def test_orientation_letters_and_radiological_convention(viewer, direction, bone
     assert sagittal.letters == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
     text = axial.overlay_text()
     assert (text["letter_left"], text["letter_right"], text["letter_top"], text["letter_bottom"]) == ("R", "L", "A", "P")
-    letters = axial._letters
+    letters = axial.overlay_texts.letters
     assert letters["right"].x() > axial.width() * 0.9 and letters["left"].x() < axial.width() * 0.1
     assert letters["top"].y() < axial.height() * 0.1 and letters["bottom"].y() > axial.height() * 0.85
     # The bone block is in the patient's left for LPS data and right for the flipped data:
@@ -407,17 +407,17 @@ def test_measurements_ruler_and_roi_listed_and_deletable(viewer):
     assert table.item(1, 2).text().startswith("mean 40.0 HU, sd 0.0")
     assert table.item(2, 2).text().startswith("mean 700.0 HU")
     assert "area 51.2 mm" in table.item(2, 2).text()  # 8 x 10 voxels of 0.8 x 0.8 mm
-    assert len(axial._measurement_items) == 6  # three shapes and their labels
+    assert len(axial.measurement_layer.items) == 6  # three shapes and their labels
     table.selectRow(0)
     viewer.measurements_panel.delete_selected()
     assert [m.kind for m in viewer.measurements] == ["ellipse", "rectangle"]
-    assert table.rowCount() == 2 and len(axial._measurement_items) == 4
+    assert table.rowCount() == 2 and len(axial.measurement_layer.items) == 4
     # A click without a drag adds nothing; measurements on other slices are not drawn.
     mouse(axial, "press", (5, 5, 12))
     mouse(axial, "release", (5, 5, 12))
     assert len(viewer.measurements) == 2
     axial.set_slice(3)
-    assert axial._measurement_items == []
+    assert axial.measurement_layer.items == []
 
 
 def test_uncalibrated_ruler_says_pixels(viewer):

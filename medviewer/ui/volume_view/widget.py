@@ -60,7 +60,9 @@ from medviewer.core.detection import Detection, DetectionStatus  # noqa: E402
 from medviewer.core.document import Document, Region  # noqa: E402
 from medviewer.core.labels import LabelMap, default_color  # noqa: E402
 from medviewer.core.volume import percentile_window  # noqa: E402
+from medviewer.ui import overlay_colors  # noqa: E402
 from medviewer.ui.jobs import JobQueue  # noqa: E402
+from medviewer.ui.overlay_colors import unit_rgb  # noqa: E402
 from medviewer.ui.volume_view.capabilities import OpenGLStatus, opengl_status  # noqa: E402
 from medviewer.ui.volume_view.presets import PRESETS, apply_preset, default_preset_name  # noqa: E402
 from medviewer.ui.volume_view.scene import (  # noqa: E402
@@ -99,15 +101,10 @@ BEST_UPDATE_RATE = 0.0001
 #: Volumes above this many voxels get a decimated copy drawn while interacting.
 PREVIEW_MAX_VOXELS = 12_000_000
 
-#: Slice plane outline colours: axial (constant k), coronal (constant j), sagittal (constant i).
-PLANE_COLORS = ((0.95, 0.3, 0.3), (0.35, 0.85, 0.35), (0.95, 0.85, 0.3))
-STATUS_COLORS = {
-    DetectionStatus.PROPOSED: (1.0, 0.6, 0.1),
-    DetectionStatus.ACCEPTED: (0.3, 0.9, 0.3),
-    DetectionStatus.REJECTED: (0.8, 0.25, 0.25),
-    DetectionStatus.EDITED: (0.3, 0.7, 1.0),
-}
-SELECTED_COLOR = (1.0, 1.0, 0.2)
+#: Slice plane outline colours: axial (constant k), coronal (constant j), sagittal (constant i),
+#: and box colours by review status: the slice views' table (``medviewer.ui.overlay_colors``) as 0-1 floats.
+PLANE_COLORS = tuple(unit_rgb(overlay_colors.PLANE_COLORS[plane]) for plane in ("axial", "coronal", "sagittal"))
+STATUS_COLORS = {status: unit_rgb(rgb) for status, rgb in overlay_colors.STATUS_COLORS.items()}
 CURSOR_COLOR = (1.0, 0.9, 0.1)
 
 
@@ -367,7 +364,7 @@ class VolumeView(QWidget):
         self.plane_actors = [self._line_actor(color, width=1.5) for color in PLANE_COLORS]
         self.boxes_actor = self._line_actor((1.0, 1.0, 1.0), width=2.0)
         self.boxes_actor.GetMapper().SetScalarModeToUseCellData()
-        self.selected_box_actor = self._line_actor(SELECTED_COLOR, width=4.0)
+        self.selected_box_actor = self._line_actor(STATUS_COLORS[DetectionStatus.PROPOSED], width=4.0)  # recoloured per box
         for actor in [self.cursor_actor, *self.plane_actors, self.boxes_actor, self.selected_box_actor]:
             actor.VisibilityOff()
             self.renderer.AddActor(actor)
@@ -892,6 +889,8 @@ class VolumeView(QWidget):
         self.boxes_actor.SetVisibility(bool(others))
         selected = document.selected_detection
         if selected is not None and selected in document.detections:
+            # As in the slice views: the selected box keeps its status colour, drawn thicker.
+            self.selected_box_actor.GetProperty().SetColor(STATUS_COLORS.get(selected.status, (1.0, 1.0, 1.0)))
             self.selected_box_actor.GetMapper().SetInputData(boxes_polydata(geometry, [selected.index_bounds(geometry)]))
             self.selected_box_actor.VisibilityOn()
         else:
