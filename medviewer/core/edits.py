@@ -113,7 +113,11 @@ def edit_labels(
     """See :meth:`Document.edit_labels` (``document`` None: write and return the command, no events)."""
     if min(np.min(values), 0) < 0 or np.max(values) > 65535:
         raise ValueError(f"label values must be 0..65535, got {np.min(values)}..{np.max(values)}")
-    clipped = clip_region(region, label_map.array.shape)
+    shape = label_map.array.shape
+    region = tuple(  # open ends (``np.s_[:, :, :]``) mean the whole axis
+        slice(0 if s.start is None else int(s.start), n if s.stop is None else int(s.stop)) for s, n in zip(region, shape)
+    )  # type: ignore[assignment]
+    clipped = clip_region(region, shape)
     if clipped is None:
         return None
     before, after = _new_block(label_map, region, clipped, values, mask)
