@@ -223,19 +223,27 @@ class LabelMap:
         No undo record and no event: this is the write half of ``Document.edit_labels``
         and of undo/redo. Widens to uint16 first when a value above 255 arrives.
         """
-        if np.ndim(values) == 0:
-            top = int(values)
-        else:
+        scalar = isinstance(values, (int, np.integer))
+        if not scalar:
             values = np.asarray(values)
-            top = int(values.max()) if values.size else 0
-        self.ensure_capacity(top)
-        with self.writing() as array:
+        if self._array.dtype == np.uint8:
+            top = int(values) if scalar else (int(values.max()) if values.size else 0)
+            self.ensure_capacity(top)
+        # The guard of ``writing`` inlined: this runs for every brush dab and every undo.
+        array = self._array
+        self._writers += 1
+        array.flags.writeable = True
+        try:
             if mask is None:
                 array[region] = values
-            elif np.ndim(values) == 0:
+            elif scalar:
                 array[region][mask] = values
             else:
                 array[region][mask] = values[mask]
+        finally:
+            self._writers -= 1
+            if self._writers == 0:
+                array.flags.writeable = False
 
     def ensure_capacity(self, value: int) -> None:
         """Widen to uint16 when a value above 255 is about to be written."""
