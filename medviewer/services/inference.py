@@ -193,4 +193,6 @@ def apply_result(
         applied.command = DetectionsEdit(document, before, text=f"Detections by {result.source}")
     if applied.command is not None and undo_stack is not None:
         undo_stack.push(applied.command)  # already applied
+    elif applied.command is not None:
+        document.mark_modified()  # not undoable: modified until saved
     return applied

@@ -9,6 +9,7 @@ from medviewer.core.undo import tight_region
 from medviewer.tools import operations
 from medviewer.tools.fill import FloodFill2DTool, PolygonTool, RegionGrowTool
 from medviewer.tools.paint import EraserTool, PaintBrushTool, ThresholdPaintTool
+from medviewer.tools.session import EditSession
 
 from tool_helpers import drag, make_session, pointer
 
@@ -110,6 +111,18 @@ def test_a_drag_notifies_once_per_pointer_event_and_records_once():
     assert tight_region(session.label_map.array != 0) == (slice(2, 3), slice(2, 5), slice(2, 11))
 
 
-def test_the_model_result_path_and_the_ui_share_the_document_history():
+def test_a_session_binds_its_history_to_the_document():
     session = make_session()
     assert session.document.history is session.undo_stack
+    again = EditSession(session.document)  # no stack given: the document's history is reused
+    assert again.undo_stack is session.undo_stack
+
+
+def test_change_label_value_above_255_widens_and_undoes():
+    session = make_session()
+    session.ensure_label_map().write(np.s_[2:3, 3:5, 3:5], 4)
+    session.label_map.table.ensure([4])
+    operations.change_label_value(session, 4, 300)
+    assert session.label_map.array.dtype == np.uint16 and int((session.label_map.array == 300).sum()) == 4
+    session.undo()
+    assert int((session.label_map.array == 4).sum()) == 4 and 4 in session.label_map.table
