@@ -126,10 +126,13 @@ def edit_labels(
                                     document, text)
     if command is None:
         return None
+    # Write the block we hold rather than let the command unpack its compressed copy.
+    changed = after[relative_region(command.region, clipped)]
     if document is None:
-        command.redo()
+        label_map.write(command.region, changed)
     else:
-        document.record(command)
+        document.write_labels(label_map, command.region, changed)
+        document.record(command, applied=True)
     return command
 
 
