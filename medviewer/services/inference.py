@@ -11,7 +11,6 @@ listing models and opening the AI panel stay cheap.
 from __future__ import annotations
 
 import contextlib
-
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
