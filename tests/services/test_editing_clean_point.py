@@ -39,3 +39,24 @@ def test_save_sets_the_clean_point_and_undo_returns_to_it(tmp_path):
     assert not document.modified
     controller.close()
     assert document.history is None and not document.modified
+
+
+def test_a_model_result_is_undone_back_to_the_clean_point():
+    from medviewer.ai.results import InferenceResult
+    from medviewer.core import LabelMap
+    from medviewer.services.inference import apply_result
+
+    geometry = Geometry((16, 12, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    document = Document(Volume(np.zeros(geometry.shape, np.int16), geometry, "CT"))
+    controller = EditingController(document, UndoStack(), autosave=False)
+    proposal = np.zeros(geometry.shape, np.uint8)
+    proposal[1, 2:6, 3:7] = 1
+    result = InferenceResult("liver-net", "2", "segmentation", label_map=LabelMap(proposal, geometry, name="Liver"))
+    apply_result(document, result, controller.undo_stack)
+    assert document.modified and document.active_label_map is result.label_map
+    with np.testing.assert_raises(ValueError):  # the model's array is the layer's now: read-only
+        proposal[0, 0, 0] = 1
+    controller.undo_stack.undo()
+    assert not document.modified and document.label_maps == []
+    controller.undo_stack.redo()
+    assert document.modified and document.active_label_map.voxel_count(1) == 16
