@@ -243,7 +243,7 @@ class Document:
             return
         unrecorded = self.modified
         if self._history is not None:
-            self._history.changed.disconnect(self._history_changed)
+            self._history.changed.disconnect(self._update_modified)
             self._history.document = None
         self._history = stack
         self._unrecorded = unrecorded
@@ -252,7 +252,7 @@ class Document:
                 stack.document.bind_history(None)
             stack.document = self
             stack.set_clean()
-            stack.changed.connect(self._history_changed)
+            stack.changed.connect(self._update_modified)
         self._update_modified()
 
     @contextmanager
@@ -283,9 +283,6 @@ class Document:
     def mark_saved(self) -> None:
         """The document as it is now is saved: the history's present point becomes its clean point."""
         self.mark_modified(False)
-
-    def _history_changed(self) -> None:
-        self._update_modified()
 
     def _update_modified(self) -> None:
         modified = self._unrecorded or (self._history is not None and not self._history.is_clean())
