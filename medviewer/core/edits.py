@@ -139,14 +139,16 @@ def edit_labels(
 def _tight_box(mask: np.ndarray) -> Region | None:
     """``tight_region`` in two passes over the block instead of four (this runs for every dab)."""
     slices = mask.any(axis=(1, 2))
-    if not slices.any():
+    first = int(slices.argmax())
+    if not slices[first]:
         return None
     plane = mask.any(axis=0)
-    bounds = []
-    for hits in (slices, plane.any(axis=1), plane.any(axis=0)):
-        found = np.flatnonzero(hits)
-        bounds.append(slice(int(found[0]), int(found[-1]) + 1))
-    return tuple(bounds)  # type: ignore[return-value]
+    rows, cols = plane.any(axis=1), plane.any(axis=0)
+    return (
+        slice(first, slices.size - int(slices[::-1].argmax())),
+        slice(int(rows.argmax()), rows.size - int(rows[::-1].argmax())),
+        slice(int(cols.argmax()), cols.size - int(cols[::-1].argmax())),
+    )
 
 
 class LabelStroke:

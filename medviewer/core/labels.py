@@ -209,13 +209,13 @@ class LabelMap:
         """The array made writeable for the duration of the block (the edit path's guard)."""
         array = self._array
         self._writers += 1
-        array.flags.writeable = True
+        array.setflags(write=True)
         try:
             yield array
         finally:
             self._writers -= 1
             if self._writers == 0:
-                array.flags.writeable = False
+                array.setflags(write=False)
 
     def write(self, region: tuple[slice, slice, slice], values: np.ndarray | int, mask: np.ndarray | None = None) -> None:
         """Store ``values`` (a block of ``region``'s shape, or one value) in ``region``, where ``mask`` is True.
@@ -232,7 +232,7 @@ class LabelMap:
         # The guard of ``writing`` inlined: this runs for every brush dab and every undo.
         array = self._array
         self._writers += 1
-        array.flags.writeable = True
+        array.setflags(write=True)
         try:
             if mask is None:
                 array[region] = values
@@ -243,7 +243,7 @@ class LabelMap:
         finally:
             self._writers -= 1
             if self._writers == 0:
-                array.flags.writeable = False
+                array.setflags(write=False)
 
     def ensure_capacity(self, value: int) -> None:
         """Widen to uint16 when a value above 255 is about to be written."""
@@ -270,7 +270,7 @@ def _owned(array: np.ndarray) -> np.ndarray:
     """
     if not array.flags.writeable:
         array = array.copy()
-    array.flags.writeable = False
+    array.setflags(write=False)
     return array
 
 

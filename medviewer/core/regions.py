@@ -30,9 +30,7 @@ def region_union(first: Region | None, second: Region | None) -> Region | None:
 
 def clip_region(region: Region, shape: Sequence[int]) -> Region | None:
     """``region`` clipped to an array of ``shape``; None when nothing is left."""
-    clipped = tuple(
-        slice(max(0, int(s.start or 0)), min(int(n), int(n if s.stop is None else s.stop))) for s, n in zip(region, shape)
-    )
+    clipped = tuple(slice(max(0, int(s.start)), min(int(n), int(s.stop))) for s, n in zip(region, shape))
     if any(s.stop <= s.start for s in clipped):
         return None
     return clipped  # type: ignore[return-value]
