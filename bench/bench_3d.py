@@ -182,7 +182,7 @@ def collect() -> list[Row]:
 
     # ---- one brush-stroke-sized edit: only the touched label is rebuilt
     region = (slice(140, 160), slice(220, 240), slice(150, 170))
-    label_map.array[region] = 1
+    label_map.write(region, 1)  # written now, announced (and timed) below
     # Let the refined frame after the first surfaces finish, so it is not counted below.
     _wait(app, lambda: not (view._refine_timer.isActive() or view._render_timer.isActive()))
     updated.clear()

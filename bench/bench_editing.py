@@ -69,13 +69,15 @@ def collect(include_gui: bool = True) -> list[Row]:
     rows: list[Row] = []
     document = make_document()
     session = EditSession(document)
-    label_array = document.active_label_map.array
+    label_map = document.active_label_map
+    label_array = label_map.array  # read-only: the set-ups below write with label_map.write
 
     # reference: the bare numpy write of the same disc (the least any brush can cost)
     brush = PaintBrushTool(session, radius_mm=5.0)
     kernel = brush.kernel(2)
     block = (slice(150, 151), slice(200 - 7, 200 + 8), slice(300 - 7, 300 + 8))
-    bare = median_time(lambda: label_array[block].__setitem__(kernel, 1), repeats=51)
+    with label_map.writing() as writable:
+        bare = median_time(lambda: writable[block].__setitem__(kernel, 1), repeats=51)
 
     dab = dab_during_drag(session, brush)
     rows.append(Row("brush dab r=5 mm, Qt-free (tool+undo record+notify)", dab * 1e3, "ms", bare * 1e3,
@@ -105,29 +107,29 @@ def collect(include_gui: bool = True) -> list[Row]:
                     goal="what whole-volume undo would cost"))
 
     # fill between slices: discs on slices 100 and 150, interpolated across the 49 between
-    label_array[:] = 0
+    label_map.write(np.s_[:], 0)
     z = np.arange(512)
     rows_, cols_ = np.meshgrid(z, z, indexing="ij")
-    label_array[100][(rows_ - 256) ** 2 + (cols_ - 256) ** 2 <= 60**2] = 1
-    label_array[150][(rows_ - 266) ** 2 + (cols_ - 250) ** 2 <= 90**2] = 1
+    label_map.write(np.s_[100:101], 1, ((rows_ - 256) ** 2 + (cols_ - 256) ** 2 <= 60**2)[None])
+    label_map.write(np.s_[150:151], 1, ((rows_ - 266) ** 2 + (cols_ - 250) ** 2 <= 90**2)[None])
     snapshot = label_array.copy()
 
     def fill() -> None:
-        label_array[:] = snapshot
+        label_map.write(np.s_[:], snapshot)
         operations.fill_between_slices(session, view_axis=2)
 
     fill_time = median_time(fill, repeats=3)
     rows.append(Row("fill between slices across 50 slices", fill_time, "s", goal="< 2 s"))
 
     # grow from seeds: three seed squares on one slice, watershed over their box + 20 mm
-    label_array[:] = 0
-    label_array[150, 240:260, 240:260] = 1
-    label_array[150, 100:110, 100:110] = 2
-    label_array[150, 400:410, 400:410] = 2
+    label_map.write(np.s_[:], 0)
+    label_map.write(np.s_[150, 240:260, 240:260], 1)
+    label_map.write(np.s_[150, 100:110, 100:110], 2)
+    label_map.write(np.s_[150, 400:410, 400:410], 2)
     seeds = label_array.copy()
 
     def grow() -> None:
-        label_array[:] = seeds
+        label_map.write(np.s_[:], seeds)
         operations.grow_from_seeds(session, margin_mm=20.0)
 
     grow_time = median_time(grow, repeats=1, warmup=0)
@@ -137,7 +139,7 @@ def collect(include_gui: bool = True) -> list[Row]:
                     goal="(no goal; runs on a worker thread)"))
 
     # history memory of 100 strokes of 20 dabs each
-    label_array[:] = 0
+    label_map.write(np.s_[:], 0)
     session.undo_stack.clear()
     rng = np.random.default_rng(1)
     tool = PaintBrushTool(session, radius_mm=5.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -121,6 +122,14 @@ class LabelTable:
 class LabelMap:
     """A uint8/uint16 mask that has exactly its image's geometry.
 
+    The array is read-only (``flags.writeable`` is False) once the label map owns it:
+    voxels change only through :meth:`write`, which edits of a layer in a document
+    reach through ``Document.edit_labels`` (one undo record, one ``labels_changed``
+    event). Code that writes ``label_map.array[...]`` directly fails with numpy's
+    ``ValueError: assignment destination is read-only`` instead of leaving views,
+    the undo history and the modified flag stale. Build arrays freely before
+    handing them to a ``LabelMap``.
+
     Parameters
     ----------
     array:
@@ -154,7 +163,8 @@ class LabelMap:
             raise GeometryMismatchError(
                 f"label map '{name}' has shape {tuple(array.shape)} (z, y, x) but its image has {geometry.shape}"
             )
-        self.array = array
+        self._array = _owned(array)
+        self._writers = 0
         self.geometry = geometry
         self.table = table if table is not None else LabelTable()
         self.table.ensure(np.unique(array[:: max(1, array.shape[0] // 64)]) if array.size else [])
@@ -191,10 +201,58 @@ class LabelMap:
             array = reindex_array(array, *mapping)
         return cls(array, image_geometry, table, name, source)
 
+    @property
+    def array(self) -> np.ndarray:
+        """The ``(z, y, x)`` voxels, read-only (see the class docstring)."""
+        return self._array
+
+    @contextmanager
+    def writing(self) -> Iterator[np.ndarray]:
+        """The array made writeable for the duration of the block (the edit path's guard)."""
+        array = self._array
+        self._writers += 1
+        array.setflags(write=True)
+        try:
+            yield array
+        finally:
+            self._writers -= 1
+            if self._writers == 0:
+                array.setflags(write=False)
+
+    def write(self, region: tuple[slice, slice, slice], values: np.ndarray | int, mask: np.ndarray | None = None) -> None:
+        """Store ``values`` (a block of ``region``'s shape, or one value) in ``region``, where ``mask`` is True.
+
+        No undo record and no event: this is the write half of ``Document.edit_labels``
+        and of undo/redo. Widens to uint16 first when a value above 255 arrives.
+        """
+        scalar = isinstance(values, (int, np.integer))
+        if not scalar:
+            values = np.asarray(values)
+        if self._array.dtype == np.uint8:
+            top = int(values) if scalar else (int(values.max()) if values.size else 0)
+            self.ensure_capacity(top)
+        # The guard of ``writing`` inlined: this runs for every brush dab and every undo.
+        array = self._array
+        self._writers += 1
+        array.setflags(write=True)
+        try:
+            if mask is None:
+                array[region] = values
+            elif scalar:
+                array[region][mask] = values
+            else:
+                array[region][mask] = values[mask]
+        finally:
+            self._writers -= 1
+            if self._writers == 0:
+                array.setflags(write=False)
+
     def ensure_capacity(self, value: int) -> None:
         """Widen to uint16 when a value above 255 is about to be written."""
-        if value > 255 and self.array.dtype == np.uint8:
-            self.array = self.array.astype(np.uint16)
+        if value > 255 and self._array.dtype == np.uint8:
+            if self._writers:
+                raise RuntimeError(f"label map '{self.name}' cannot be widened to uint16 while it is being written")
+            self._array = _owned(self._array.astype(np.uint16))
 
     def present_values(self) -> list[int]:
         return [int(v) for v in np.unique(self.array) if v != 0]
@@ -204,6 +262,18 @@ class LabelMap:
 
     def copy(self, name: str | None = None) -> "LabelMap":
         return LabelMap(self.array.copy(), self.geometry, self.table.copy(), name or self.name, self.source)
+
+
+def _owned(array: np.ndarray) -> np.ndarray:
+    """``array`` locked read-only for a label map; copied first when it cannot be unlocked later.
+
+    A read-only input is either another label map's array (sharing it would let one
+    layer's edits change the other) or an immutable buffer: both are copied.
+    """
+    if not array.flags.writeable:
+        array = array.copy()
+    array.setflags(write=False)
+    return array
 
 
 def reindex_array(array: np.ndarray, axes: tuple[int, ...], flips: tuple[bool, ...]) -> np.ndarray:

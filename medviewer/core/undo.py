@@ -7,64 +7,40 @@ changed sub-block of the label map, before and after, zlib-compressed
 total compressed bytes as well as by the number of steps; the oldest steps are
 dropped first.
 
-Commands are Qt-free. After changing voxels they call
-``document.notify_labels_changed(label_map, region)`` with the tight region they
-touched, so views redraw only what changed.
+Commands are Qt-free. They change voxels through ``Document.write_labels`` (the
+write half of the one edit path, ``medviewer.core.edits``), which emits
+``labels_changed`` with the tight region they touched, so views redraw only what
+changed. A document bound to a stack (``Document.bind_history``) is modified
+exactly when the stack is away from its clean point (or a change that is not in
+the history was made since the last save).
 """
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 from psygnal import Signal
 
 from medviewer.core.detection import Detection
-from medviewer.core.document import Document, Region
 from medviewer.core.labels import LabelMap, LabelTable
+from medviewer.core.regions import (  # noqa: F401  (re-exported: the undo API has always offered them)
+    Region,
+    clip_region,
+    offset_region,
+    region_shape,
+    region_union,
+    relative_region,
+    tight_region,
+)
+
+if TYPE_CHECKING:
+    from medviewer.core.document import Document
 
 #: zlib level: 1 is several times faster than the default and compresses masks almost as well.
 _ZLIB_LEVEL = 1
-
-
-# ---------------------------------------------------------------------------- helpers
-def region_shape(region: Region) -> tuple[int, int, int]:
-    """Shape of the block a (z, y, x) region selects (slices must have explicit bounds)."""
-    return tuple(int(s.stop) - int(s.start) for s in region)  # type: ignore[return-value]
-
-
-def region_union(first: Region | None, second: Region) -> Region:
-    """Smallest region holding both (``first`` may be None)."""
-    if first is None:
-        return second
-    return tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(first, second))  # type: ignore[return-value]
-
-
-def clip_region(region: Region, shape: Sequence[int]) -> Region | None:
-    """``region`` clipped to an array of ``shape``; None when nothing is left."""
-    clipped = tuple(slice(max(0, int(s.start)), min(int(n), int(s.stop))) for s, n in zip(region, shape))
-    if any(s.stop <= s.start for s in clipped):
-        return None
-    return clipped  # type: ignore[return-value]
-
-
-def tight_region(mask: np.ndarray, offset: Sequence[int] = (0, 0, 0)) -> Region | None:
-    """Bounding region of the True voxels of a 3D mask, shifted by ``offset``; None if empty."""
-    if not mask.any():
-        return None
-    bounds = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        bounds.append(slice(int(hits[0]) + int(offset[axis]), int(hits[-1]) + 1 + int(offset[axis])))
-    return tuple(bounds)  # type: ignore[return-value]
-
-
-def relative_region(inner: Region, outer: Region) -> Region:
-    """``inner`` expressed in the coordinates of the block ``outer`` selects."""
-    return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -159,10 +135,10 @@ class LabelEdit(UndoCommand):
 
     def _write(self, block: _PackedBlock) -> None:
         values = block.unpack()
-        self.label_map.ensure_capacity(int(values.max()) if values.size else 0)
-        self.label_map.array[self.region] = values
         if self.document is not None:
-            self.document.notify_labels_changed(self.label_map, self.region)
+            self.document.write_labels(self.label_map, self.region, values)
+        else:
+            self.label_map.write(self.region, values)
 
     def undo(self) -> None:
         self._write(self._before)
@@ -357,9 +333,10 @@ class LabelEditRecorder:
     def abort(self) -> None:
         """Put the original values back (an interaction was cancelled)."""
         if self.region is not None and self._before is not None:
-            self.label_map.array[self.region] = self._before
             if self.document is not None:
-                self.document.notify_labels_changed(self.label_map, self.region)
+                self.document.write_labels(self.label_map, self.region, self._before)
+            else:
+                self.label_map.write(self.region, self._before)
         self.region, self._before = None, None
 
 
@@ -390,6 +367,9 @@ class UndoStack:
         self._index = 0  # commands[:index] are applied
         self._nbytes = 0
         self._clean_index: int | None = 0
+        self._busy = 0
+        #: The document whose modified flag follows this stack (set by ``Document.bind_history``).
+        self.document: Document | None = None
 
     # ------------------------------------------------------------------ queries
     @property
@@ -422,12 +402,27 @@ class UndoStack:
         """How many steps are applied (undo moves it down)."""
         return self._index
 
+    @property
+    def busy(self) -> bool:
+        """True while a command's undo or redo runs (its changes are the history's, not new ones)."""
+        return self._busy > 0
+
+    def _run(self, action: Callable[[], None]) -> None:
+        self._busy += 1
+        try:
+            action()
+        finally:
+            self._busy -= 1
+
     def is_clean(self) -> bool:
         """True when the history is where :meth:`set_clean` was last called."""
         return self._clean_index == self._index
 
     def set_clean(self) -> None:
-        self._clean_index = self._index
+        """Mark the present point as the saved state (emits ``changed`` when that moves the clean point)."""
+        if self._clean_index != self._index:
+            self._clean_index = self._index
+            self.changed.emit()
 
     # ------------------------------------------------------------------ changes
     def push(self, command: UndoCommand | None, apply: bool = False) -> None:
@@ -436,7 +431,7 @@ class UndoStack:
             return
         before = (self.can_undo, self.can_redo)
         if apply:
-            command.redo()
+            self._run(command.redo)
         for dropped in self._commands[self._index :]:
             self._nbytes -= dropped.nbytes
         del self._commands[self._index :]
@@ -454,7 +449,7 @@ class UndoStack:
             return False
         before = (self.can_undo, self.can_redo)
         self._index -= 1
-        self._commands[self._index].undo()
+        self._run(self._commands[self._index].undo)
         self._emit(before)
         return True
 
@@ -463,17 +458,19 @@ class UndoStack:
         if not self.can_redo:
             return False
         before = (self.can_undo, self.can_redo)
-        self._commands[self._index].redo()
+        self._run(self._commands[self._index].redo)
         self._index += 1
         self._emit(before)
         return True
 
     def clear(self) -> None:
+        """Forget the history; when it was not at its clean point, the saved state is unreachable now."""
         before = (self.can_undo, self.can_redo)
+        clean = self.is_clean()
         self._commands.clear()
         self._index = 0
         self._nbytes = 0
-        self._clean_index = 0
+        self._clean_index = 0 if clean else None
         self._emit(before)
 
     def _enforce_limits(self) -> None:

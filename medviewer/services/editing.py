@@ -1,7 +1,8 @@
 """Everything editing needs for one open document, ready for the GUI, the CLI and tests.
 
 An :class:`EditingController` binds a ``Document`` to an ``UndoStack`` (through an
-``EditSession``), creates the editing tools, remembers model proposals for
+``EditSession``; the document's modified flag then follows the stack's clean point,
+which saving sets), creates the editing tools, remembers model proposals for
 provenance (``ProposalTracker``) and autosaves unsaved edits (``Autosaver``).
 The brush tools share one radius and one 2D/3D setting, as in ITK-SNAP.
 """
@@ -112,8 +113,19 @@ class EditingController:
 
     # ------------------------------------------------------------------ saving and closing
     def save_annotations(self, target: SaveTarget | None = None, annotator: str = "") -> CaseRecord:
-        """Save the active label map and the boxes as an nnU-Net case (recovery files are dropped)."""
-        return save_annotations(self.document, target, annotator=annotator, tracker=self.tracker)
+        """Save the active label map and the boxes as an nnU-Net case (recovery files are dropped).
+
+        The history's present point becomes its clean point: undoing back here later
+        clears the modified flag again, undoing past it sets it.
+        """
+        record = save_annotations(self.document, target, annotator=annotator, tracker=self.tracker)
+        self.mark_saved()
+        return record
+
+    def mark_saved(self) -> None:
+        """The document as it is now is on disk (e.g. saved by another command): set the clean point."""
+        self.undo_stack.set_clean()
+        self.document.mark_saved()
 
     def discard_unsaved_edits(self) -> None:
         """The user chose Discard: drop the recovery autosave and mark the document unchanged.
@@ -125,7 +137,7 @@ class EditingController:
             tool.cancel()
         if self.autosaver is not None:
             self.autosaver.discard()
-        self.document.mark_modified(False)
+        self.mark_saved()
 
     def close(self) -> None:
         """Forget the document: cancel interactions and drop its recovery files (a clean close)."""
@@ -133,3 +145,5 @@ class EditingController:
             tool.cancel()
         if self.autosaver is not None:
             self.autosaver.close()
+        if self.document.history is self.undo_stack:
+            self.document.bind_history(None)  # the stack may be reused for the next document

@@ -10,6 +10,7 @@ listing models and opening the AI panel stay cheap.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -185,9 +186,12 @@ def apply_result(
                 d for d in document.detections if d.source.startswith(prefix) and d.status == DetectionStatus.PROPOSED
             ]
         kept = [d for d in document.detections if d not in applied.removed_detections]
-        document.set_detections([*kept, *result.detections])
+        with document.recording() if undo_stack is not None else contextlib.nullcontext():  # the push holds it
+            document.set_detections([*kept, *result.detections])
         applied.detections = list(result.detections)
         applied.command = DetectionsEdit(document, before, text=f"Detections by {result.source}")
     if applied.command is not None and undo_stack is not None:
         undo_stack.push(applied.command)  # already applied
+    elif applied.command is not None:
+        document.mark_modified()  # not undoable: modified until saved
     return applied

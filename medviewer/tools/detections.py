@@ -51,13 +51,15 @@ class _DetectionChange:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            DetectionsEdit(self.session.document, self.before, text=self.text).undo()
-            return
-        command = DetectionsEdit(self.session.document, self.before, text=self.text)
-        if not command.is_noop:
-            self.session.push(command)
-        self.session.document.notify_detections_changed()
+        document = self.session.document
+        with document.recording():  # the DetectionsEdit pushed here holds the change
+            if exc_type is not None:
+                DetectionsEdit(document, self.before, text=self.text).undo()
+                return
+            command = DetectionsEdit(document, self.before, text=self.text)
+            if not command.is_noop:
+                self.session.push(command)
+            document.notify_detections_changed()
         self.command = command
 
 
@@ -223,7 +225,8 @@ class BoxTool(Tool):
                           "edges": np.zeros(3, int), "new": True, "anchor": anchor}
         self._drag["view_axis"], self._drag["slice_index"] = event.view_axis, event.slice_index
         self.session.document.select_detection(self._drag["detection"])
-        self.session.document.notify_detections_changed()
+        with self.session.document.recording():  # release pushes the drag's DetectionsEdit
+            self.session.document.notify_detections_changed()
         return True
 
     def move(self, event: PointerEvent) -> bool:
@@ -258,7 +261,8 @@ class BoxTool(Tool):
         set_index_bounds(drag["detection"], geometry, low, high)
         if not drag["new"]:
             _mark_edited(drag["detection"])
-        self.session.document.notify_detections_changed()
+        with self.session.document.recording():  # release pushes the drag's DetectionsEdit
+            self.session.document.notify_detections_changed()
         return True
 
     def release(self, event: PointerEvent) -> bool:
@@ -273,7 +277,8 @@ class BoxTool(Tool):
 
     def cancel(self) -> None:
         if self._drag is not None and self._before is not None:
-            DetectionsEdit(self.session.document, self._before).undo()
+            with self.session.document.recording():  # back to where the history is
+                DetectionsEdit(self.session.document, self._before).undo()
         self._drag = None
 
     # ------------------------------------------------------------------ preview

@@ -3,7 +3,9 @@ and label table edits (add, rename, recolour, show/hide, merge, delete, change v
 
 Each function is one undo step on the session's active label map, works on the
 bounding block of the labels involved (never more of the volume than needed) and
-returns the command it pushed (None when nothing changed).
+returns the command it pushed (None when nothing changed). Voxel changes go through
+the session (``EditSession.apply_block``, i.e. ``Document.edit_labels``) or, combined
+with a table change, as a ``LabelEdit`` the history applies.
 """
 
 from __future__ import annotations
@@ -247,8 +249,8 @@ def _replace_values_command(
     if region is None:
         return None
     before = label_map.array[region].copy()
-    label_map.ensure_capacity(max(mapping.values(), default=0))
-    after = before.astype(label_map.array.dtype, copy=True)
+    # Widening to uint16 happens when the command writes (LabelMap.write), not here.
+    after = before.astype(np.uint16 if max(mapping.values(), default=0) > 255 else before.dtype, copy=True)
     for old, new in mapping.items():
         after[before == old] = new
     return LabelEdit.from_change(label_map, region, before, after, session.document, text)

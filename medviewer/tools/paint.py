@@ -5,7 +5,7 @@ the voxel under the pointer; spacing is respected, so the brush is round in mm o
 anisotropic grids. Between two pointer positions of a drag, dabs are placed along
 the segment at most half a brush radius apart, so a fast drag leaves a connected
 band. One drag (press -> release) is one undo step. Each dab writes only its own
-sub-block and notifies views with that region.
+sub-block; each pointer event notifies views once, with the tight box it changed.
 
 The right button erases with the paint brush (ITK-SNAP convention).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from medviewer.core.document import Region
-from medviewer.core.undo import region_union
 from medviewer.imaging.brush import (
     array_axis,
     brush_kernel,
@@ -86,7 +85,6 @@ class PaintBrushTool(Tool):
         """Dab at each voxel centre (i, j, k); returns the union of the regions written."""
         label_map = self.session.ensure_label_map()
         kernel = self.kernel(view_axis)
-        touched: Region | None = None
         for i, j, k in np.atleast_2d(centers_ijk):
             placed = place_kernel(kernel, (k, j, i), label_map.array.shape)
             if placed is None:
@@ -96,10 +94,8 @@ class PaintBrushTool(Tool):
             if extra is not None:
                 mask = mask & extra
             self.session.paint(region, mask, value, notify=False)
-            touched = region_union(touched, region)
-        if touched is not None:
-            self.session.document.notify_labels_changed(self.session.label_map, touched)
-        return touched
+        # One event per pointer event, over the tight box of the voxels its dabs changed.
+        return self.session.notify_stroke()
 
     def press(self, event: PointerEvent) -> bool:
         if event.button not in ("left", "right"):

@@ -1,34 +1,27 @@
 """The editing state every tool shares: document, undo stack, active label and overwrite rule.
 
-An ``EditSession`` binds one ``Document`` to one ``UndoStack``. Tools never write
-voxels directly: they call :meth:`EditSession.paint` (inside a stroke recorded by
-:meth:`begin_stroke`/:meth:`end_stroke`) or :meth:`EditSession.apply_block` for
-one-shot operations, which apply the overwrite rule, notify the document with the
-region touched and push one undo step.
+An ``EditSession`` binds one ``Document`` to one ``UndoStack`` (the document's
+modified flag then follows the stack's clean point). Tools never write voxels
+directly: they call :meth:`EditSession.paint` (inside a stroke recorded by
+:meth:`begin_stroke`/:meth:`end_stroke`) or :meth:`EditSession.apply_block` /
+:meth:`apply_mask` for one-shot operations; all of them go through the document's
+one edit path (``Document.edit_labels`` / ``Document.begin_label_stroke``), which
+applies the overwrite rule, pushes one undo step and emits one ``labels_changed``.
 """
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Iterable
 
 import numpy as np
 from psygnal import Signal
 
 from medviewer.core.document import Document, Region
+from medviewer.core.edits import LabelStroke, OverwriteMode, OverwriteRule
 from medviewer.core.labels import LabelMap
-from medviewer.core.undo import LabelEdit, LabelEditRecorder, UndoCommand, UndoStack, clip_region
+from medviewer.core.undo import LabelEdit, UndoCommand, UndoStack
 
-
-class OverwriteMode(str, Enum):
-    """Which existing voxels painting may change (ITK-SNAP's "Draw over", Slicer's "Modify other segments")."""
-
-    #: Paint over every label.
-    ANY = "any"
-    #: Paint only where the map is background (0). Erasing then removes only the active label.
-    BACKGROUND = "background"
-    #: Paint only over background and the labels in ``EditSession.overwritable``; erase only those labels.
-    SELECTED = "selected"
+__all__ = ["EditSession", "OverwriteMode"]
 
 
 class EditSession:
@@ -49,11 +42,14 @@ class EditSession:
 
     def __init__(self, document: Document, undo_stack: UndoStack | None = None) -> None:
         self.document = document
-        self.undo_stack = undo_stack if undo_stack is not None else UndoStack()
+        if undo_stack is None:
+            undo_stack = document.history if document.history is not None else UndoStack()
+        self.undo_stack = undo_stack
+        document.bind_history(undo_stack)
         self._active_value = 1
         self._overwrite = OverwriteMode.ANY
         self._overwritable: frozenset[int] = frozenset()
-        self._recorder: LabelEditRecorder | None = None
+        self._stroke: LabelStroke | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -109,79 +105,68 @@ class EditSession:
             self.overwrite_changed.emit()
 
     # ------------------------------------------------------------------ the overwrite rule
+    @property
+    def rule(self) -> OverwriteRule:
+        """The overwrite rule as it stands now (mode, active label, overwritable labels)."""
+        return OverwriteRule(self._overwrite, self._active_value, self._overwritable)
+
     def writable(self, current: np.ndarray, value: int) -> np.ndarray | None:
         """Boolean mask of the voxels of ``current`` that writing ``value`` may change (None = all)."""
-        mode = self._overwrite
-        if mode is OverwriteMode.ANY:
-            return None
-        if value == 0:  # erasing
-            if mode is OverwriteMode.BACKGROUND:
-                return current == self._active_value
-            return np.isin(current, list(self._overwritable))
-        if mode is OverwriteMode.BACKGROUND:
-            return current == 0
-        return np.isin(current, [0, *self._overwritable])
+        return self.rule.writable(current, value)
 
     def _prepare_value(self, label_map: LabelMap, value: int) -> None:
-        label_map.ensure_capacity(value)
+        # A new value gets a default table entry; it is part of the edit, not a change of its own.
         if value != 0 and value not in label_map.table:
             label_map.table.add(value)
-            self.document.notify_label_table_changed(label_map)
+            with self.document.recording():
+                self.document.notify_label_table_changed(label_map)
 
     # ------------------------------------------------------------------ strokes
     @property
     def stroke_active(self) -> bool:
-        return self._recorder is not None
+        return self._stroke is not None
 
-    def begin_stroke(self, text: str = "Paint") -> LabelEditRecorder:
+    def begin_stroke(self, text: str = "Paint") -> LabelStroke:
         """Start recording a drag; everything painted until :meth:`end_stroke` is one undo step."""
-        if self._recorder is not None:
+        if self._stroke is not None:
             self.end_stroke()
         label_map = self.ensure_label_map()
-        self._recorder = LabelEditRecorder(label_map, self.document, text)
-        return self._recorder
+        self._stroke = self.document.begin_label_stroke(label_map, text, self.rule)
+        return self._stroke
 
     def paint(self, region: Region, mask: np.ndarray, value: int, notify: bool = True) -> Region | None:
         """Write ``value`` where ``mask`` (shape of ``region``) is True and the overwrite rule allows.
 
-        Must be called inside a stroke. Returns the region (for batching notifications).
+        Must be called inside a stroke. Returns the tight region changed (None: nothing
+        changed). With ``notify=False`` the views hear of it at the next :meth:`notify_stroke`.
         """
-        recorder = self._recorder
-        if recorder is None:
+        stroke = self._stroke
+        if stroke is None:
             raise RuntimeError("paint() outside begin_stroke()/end_stroke()")
-        label_map = recorder.label_map
-        self._prepare_value(label_map, value)
-        recorder.prepare(region)
-        block = label_map.array[region]
-        allowed = self.writable(block, value)
-        if allowed is not None:
-            mask = mask & allowed
-        block[mask] = value
-        if notify:
-            self.document.notify_labels_changed(label_map, region)
-        return region
+        self._prepare_value(stroke.label_map, value)
+        return stroke.paint(region, mask, value, notify)
+
+    def notify_stroke(self) -> Region | None:
+        """One ``labels_changed`` for everything painted since the last notification."""
+        return self._stroke.flush() if self._stroke is not None else None
 
     def end_stroke(self) -> LabelEdit | None:
         """Finish the drag and push its undo step (None when nothing changed)."""
-        recorder, self._recorder = self._recorder, None
-        if recorder is None:
-            return None
-        command = recorder.finish()
-        self.undo_stack.push(command)
-        return command
+        stroke, self._stroke = self._stroke, None
+        return stroke.finish() if stroke is not None else None
 
     def abort_stroke(self) -> None:
         """Cancel the drag in progress and restore what it painted."""
-        recorder, self._recorder = self._recorder, None
-        if recorder is not None:
-            recorder.abort()
+        stroke, self._stroke = self._stroke, None
+        if stroke is not None:
+            stroke.abort()
 
     # ------------------------------------------------------------------ one-shot operations
     def apply_mask(self, region: Region, mask: np.ndarray, value: int, text: str) -> LabelEdit | None:
         """Write ``value`` where ``mask`` is True (with the overwrite rule) as one undo step."""
-        self.begin_stroke(text)
-        self.paint(region, mask, value)
-        return self.end_stroke()
+        label_map = self.ensure_label_map()
+        self._prepare_value(label_map, int(value))
+        return self.document.edit_labels(label_map, region, int(value), mask, self.rule, text)
 
     def apply_block(
         self, region: Region, new_values: np.ndarray, text: str, respect_overwrite: bool = True
@@ -192,31 +177,11 @@ class EditSession:
         its new value (erasures for 0); voxels that may not change keep their value.
         """
         label_map = self.ensure_label_map()
-        region = clip_region(region, label_map.array.shape)
-        if region is None:
-            return None
-        top = int(new_values.max()) if new_values.size else 0
-        label_map.ensure_capacity(top)
-        before = label_map.array[region].copy()
-        after = new_values.astype(label_map.array.dtype, copy=True)
-        if respect_overwrite and self._overwrite is not OverwriteMode.ANY:
-            changed = after != before
-            for value in np.unique(after[changed]):
-                target = changed & (after == value)
-                allowed = self.writable(before, int(value))
-                if allowed is not None:
-                    after[target & ~allowed] = before[target & ~allowed]
-        command = LabelEdit.from_change(label_map, region, before, after, self.document, text)
-        if command is None:
-            return None
-        for value in np.unique(after):
-            if value != 0:
+        rule = self.rule if respect_overwrite else OverwriteRule()
+        command = self.document.edit_labels(label_map, region, new_values, None, rule, text)
+        if command is not None:
+            for value in np.unique(label_map.array[command.region]):
                 self._prepare_value(label_map, int(value))
-        label_map.array[command.region] = after[tuple(
-            slice(c.start - r.start, c.stop - r.start) for c, r in zip(command.region, region)
-        )]
-        self.document.notify_labels_changed(label_map, command.region)
-        self.undo_stack.push(command)
         return command
 
     def push(self, command: UndoCommand | None, apply: bool = False) -> None:
@@ -225,11 +190,11 @@ class EditSession:
 
     # ------------------------------------------------------------------ history
     def undo(self) -> bool:
-        if self._recorder is not None:
+        if self._stroke is not None:
             self.end_stroke()
         return self.undo_stack.undo()
 
     def redo(self) -> bool:
-        if self._recorder is not None:
+        if self._stroke is not None:
             self.end_stroke()
         return self.undo_stack.redo()

@@ -36,7 +36,7 @@ def _random_edit(rng: np.random.Generator, label_map: LabelMap, document: Docume
         region = tuple(slice(a, b) for a, b in zip(start, stop))
         recorder.prepare(region)
         value = int(rng.integers(0, 6))
-        label_map.array[region] = value
+        label_map.write(np.s_[region], value)
     stack.push(recorder.finish())
 
 
@@ -75,14 +75,14 @@ def test_push_after_undo_discards_redo_and_signals(document):
     stack.can_redo_changed.connect(lambda v: events.append(("redo", v)))
     for value in (1, 2):
         before = label_map.array[0:1, 0:2, 0:2].copy()
-        label_map.array[0:1, 0:2, 0:2] = value
+        label_map.write(np.s_[0:1, 0:2, 0:2], value)
         stack.push(LabelEdit(label_map, (slice(0, 1), slice(0, 2), slice(0, 2)), before, label_map.array[0:1, 0:2, 0:2].copy()))
     assert events == [("undo", True)]
     stack.undo()
     assert events[-1] == ("redo", True) and stack.redo_text == "Edit labels"
     assert label_map.array[0, 0, 0] == 1
     before = label_map.array[5:6, 5:6, 5:6].copy()
-    label_map.array[5, 5, 5] = 3
+    label_map.write(np.s_[5, 5, 5], 3)
     stack.push(LabelEdit(label_map, (slice(5, 6), slice(5, 6), slice(5, 6)), before, label_map.array[5:6, 5:6, 5:6].copy()))
     assert events[-1] == ("redo", False)
     assert not stack.can_redo and stack.count == 2
@@ -93,7 +93,7 @@ def test_label_edit_notifies_tight_region(document):
     seen = []
     document.labels_changed.connect(lambda lm, region: seen.append(region))
     before = label_map.array[2:10, 3:12, 4:20].copy()
-    label_map.array[5, 6, 7:9] = 4
+    label_map.write(np.s_[5, 6, 7:9], 4)
     command = LabelEdit.from_change(label_map, (slice(2, 10), slice(3, 12), slice(4, 20)), before,
                                     label_map.array[2:10, 3:12, 4:20].copy(), document)
     assert command.region == (slice(5, 6), slice(6, 7), slice(7, 9))
@@ -105,15 +105,15 @@ def test_label_edit_notifies_tight_region(document):
 
 def test_recorder_grows_and_keeps_original_values(document):
     label_map = document.active_label_map
-    label_map.array[0, 0, 0:5] = 7  # pre-existing labels must come back on undo
+    label_map.write(np.s_[0, 0, 0:5], 7)  # pre-existing labels must come back on undo
     original = label_map.array.copy()
     recorder = LabelEditRecorder(label_map, document)
     for x in range(0, 38, 3):  # a long stroke that grows the box many times
         region = (slice(0, 2), slice(0, 2), slice(x, x + 2))
         recorder.prepare(region)
-        label_map.array[region] = 1
+        label_map.write(np.s_[region], 1)
     recorder.prepare((slice(0, 2), slice(0, 2), slice(0, 2)))  # revisiting does not lose originals
-    label_map.array[0, 0, 0] = 2
+    label_map.write(np.s_[0, 0, 0], 2)
     command = recorder.finish()
     after = label_map.array.copy()
     command.undo()
@@ -126,7 +126,7 @@ def test_recorder_abort_restores(document):
     label_map = document.active_label_map
     recorder = LabelEditRecorder(label_map, document)
     recorder.prepare((slice(1, 3), slice(1, 3), slice(1, 3)))
-    label_map.array[1:3, 1:3, 1:3] = 9
+    label_map.write(np.s_[1:3, 1:3, 1:3], 9)
     recorder.abort()
     assert not label_map.array.any()
     assert recorder.finish() is None
@@ -139,7 +139,7 @@ def test_history_capped_by_bytes_and_count(document):
     for step in range(20):
         region = (slice(0, 20), slice(0, 30), slice(0, 40))
         before = label_map.array.copy()
-        label_map.array[:] = rng.integers(0, 255, label_map.array.shape, dtype=np.uint8)  # incompressible
+        label_map.write(np.s_[:], rng.integers(0, 255, label_map.array.shape, dtype=np.uint8))  # incompressible
         stack.push(LabelEdit(label_map, region, before, label_map.array.copy()))
     # each step holds ~2 x 24000 bytes: only one fits in 60 kB, the most recent is always kept
     assert stack.count == 1 and stack.nbytes <= 60_000 + 49_000

@@ -118,7 +118,7 @@ def test_saving_again_keeps_the_previous_version(tmp_path):
     labels = make_labels(volume)
     first = dataset.save_case(volume, labels)
     first_bytes = first.label.read_bytes()
-    labels.array[5, :, :] = 3  # more liver
+    labels.write(np.s_[5, :, :], 3)  # more liver
     second = dataset.save_case(volume, labels)
     assert second.case_id == first.case_id and (first.version, second.version) == (1, 2)
     assert dataset.versions(first.case_id) == [1]
@@ -151,9 +151,9 @@ def test_original_kept_and_changes_counted(tmp_path):
     original = make_labels(volume)
     original.source = "liver-seg 2.1"
     final = original.copy()
-    final.array[1, 2, 3:9] = 0  # remove 6 liver voxels
-    final.array[5, 0, 0:10] = 3  # add 10
-    final.array[2, 3, 4] = 3  # tumour voxel relabelled as liver
+    final.write(np.s_[1, 2, 3:9], 0)  # remove 6 liver voxels
+    final.write(np.s_[5, 0, 0:10], 3)  # add 10
+    final.write(np.s_[2, 3, 4], 3)  # tumour voxel relabelled as liver
     record = dataset.save_case(volume, final, original=original, provenance={"annotator": "reader-2"})
     assert record.original is not None and record.original.parent.name == "labelsOriginal"
     assert dataset.load_original(record.case_id).voxel_count(2) == 4

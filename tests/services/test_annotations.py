@@ -86,7 +86,7 @@ def test_tracker_copy_is_not_changed_by_edits():
     tracker = ProposalTracker(document)
     proposal = document.add_label_map(_model_proposal(document))
     manual = document.add_label_map(LabelMap.empty(document.geometry, name="Mine"))
-    proposal.array[:] = 0
+    document.edit_labels(proposal, np.s_[:, :, :], 0)
     assert tracker.original_of(proposal).voxel_count(1) == 256
     assert tracker.original_of(manual) is None
 

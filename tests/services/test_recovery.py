@@ -33,8 +33,7 @@ def _edit(document: Document) -> LabelMap:
     label_map = document.add_label_map(
         LabelMap.empty(document.geometry, LabelTable.from_names({2: "vessel"}), name="Corrected")
     )
-    label_map.array[1:3, 4:9, 5:12] = 2
-    document.notify_labels_changed(label_map, (slice(1, 3), slice(4, 9), slice(5, 12)))
+    document.edit_labels(label_map, np.s_[1:3, 4:9, 5:12], 2)
     document.add_detections([Detection((3.0, 4.0, 4.0), (2.0, 2.0, 2.0), label="nodule", status="accepted")])
     return label_map
 
@@ -58,8 +57,7 @@ def test_autosave_only_when_needed_and_discard_on_save(tmp_path):
     assert [m["name"] for m in manifest["label_maps"]] == ["Corrected"]
     # the live session's folder is locked, so it is not offered for recovery
     assert list_recoverable(tmp_path) == []
-    label_map.array[0, 0, 0] = 2
-    document.notify_labels_changed(label_map, (slice(0, 1),) * 3)
+    document.edit_labels(label_map, np.s_[0:1, 0:1, 0:1], 2)
     assert saver.autosave_now()
     files = sorted(p.name for p in saver.folder.iterdir())
     assert len(files) == 3 and files[1:] == ["lock", "manifest.json"]  # the older generation was removed
@@ -86,9 +84,9 @@ def test_restore_into_reopened_document(tmp_path):
         LabelMap(np.zeros(document.geometry.shape, np.uint8), document.geometry, LabelTable.from_names({1: "liver"}),
                  "Liver", "liver-net 3")
     )
-    proposal.array[0, 0, 0:4] = 1
+    proposal.write(np.s_[0, 0, 0:4], 1)
     tracker.remember(proposal)
-    proposal.array[0, 0, 0:2] = 0  # corrected after the proposal
+    document.edit_labels(proposal, np.s_[0:1, 0:1, 0:2], 0)  # corrected after the proposal
     label_map = _edit(document)
     saver = Autosaver(document, tracker=tracker, root=tmp_path)
     saver.autosave_now()

@@ -11,10 +11,10 @@ from medviewer.tools.session import OverwriteMode
 
 def test_flood_fill_fills_enclosed_region_on_one_slice(session):
     labels = session.ensure_label_map().array
-    labels[4, 5, 5:16] = 2
-    labels[4, 15, 5:16] = 2
-    labels[4, 5:16, 5] = 2
-    labels[4, 5:16, 15] = 2  # a closed square outline 11 x 11 on slice 4
+    session.label_map.write(np.s_[4, 5, 5:16], 2)
+    session.label_map.write(np.s_[4, 15, 5:16], 2)
+    session.label_map.write(np.s_[4, 5:16, 5], 2)
+    session.label_map.write(np.s_[4, 5:16, 15], 2)  # a closed square outline 11 x 11 on slice 4
     session.active_value = 3
     FloodFill2DTool(session).handle(pointer(session, "press", 10, 10, 4))
     assert (labels == 3).sum() == 9 * 9 and (labels[4, 6:15, 6:15] == 3).all()
@@ -95,7 +95,7 @@ def test_region_grow_confidence_and_overwrite(session):
     image = session.image
     image[2:8, 5:15, 5:20] = 300
     labels = session.ensure_label_map().array
-    labels[4, 10, 5:20] = 2
+    session.label_map.write(np.s_[4, 10, 5:20], 2)
     session.overwrite = OverwriteMode.BACKGROUND
     RegionGrowTool(session, method="confidence", multiplier=2.0).handle(pointer(session, "press", 10, 8, 4))
     assert (labels == 1).sum() == 900 - 15 and (labels == 2).sum() == 15

@@ -93,7 +93,7 @@ def test_right_button_and_eraser_erase(session):
 
 def test_overwrite_rules(session):
     labels = session.ensure_label_map().array
-    labels[6, 15, 10:30] = 2  # an existing label crossing the brush
+    session.label_map.write(np.s_[6, 15, 10:30], 2)  # an existing label crossing the brush
     brush = PaintBrushTool(session, radius_mm=5.0)
     session.overwrite = OverwriteMode.BACKGROUND
     drag(brush, session, [(20, 15, 6)])
@@ -109,7 +109,7 @@ def test_overwrite_rules(session):
     assert (labels == 2).sum() == 20 - 11 and (labels == 1).sum() == 81
     # erasing in BACKGROUND mode removes only the active label
     session.overwrite = OverwriteMode.BACKGROUND
-    labels[6, 15, 20] = 2
+    session.label_map.write(np.s_[6, 15, 20], 2)
     session.active_value = 1
     drag(EraserTool(session, radius_mm=5.0), session, [(20, 15, 6)])
     assert (labels == 1).sum() == 0 and labels[6, 15, 20] == 2

@@ -161,8 +161,7 @@ def test_polygon_and_operations_from_menus(window, qtbot, monkeypatch):
     labels = document.active_label_map.array
     assert (labels[k] == 1).sum() == 100
     # draw the same square two slices away and fill between them from the operation action
-    labels[k + 4, 31:41, 31:41] = 1
-    document.notify_labels_changed(document.active_label_map, None)
+    document.edit_labels(document.active_label_map, np.s_[k + 4:k + 5, 31:41, 31:41], 1)
     handle = editing.run_operation("fill_between_slices")  # computed on a worker thread
     qtbot.waitUntil(lambda: window.undo_stack.undo_text == "Fill between slices", timeout=10000)
     assert handle.is_done
@@ -269,7 +268,7 @@ def test_export_dicom_seg_of_a_corrected_model_proposal(window, qtbot, tmp_path)
     proposal = np.zeros(geometry.shape, np.uint8)
     proposal[1, 40:60, 40:60] = 1
     document.add_label_map(LabelMap(proposal, geometry, LabelTable.from_names({1: "nodule"}), "Nodules", "nodule-net 2.0"))
-    document.active_label_map.array[1, 40:45, 40:60] = 0  # the correction
+    document.edit_labels(document.active_label_map, np.s_[1:2, 40:45, 40:60], 0)  # the correction
     assert window.editing.export_seg(tmp_path / "seg.dcm")
     seg = hd.seg.segread(tmp_path / "seg.dcm")
     description = seg.get_segment_description(1)

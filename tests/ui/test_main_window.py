@@ -329,13 +329,11 @@ def test_sagittal_view_stays_exact_while_scrolling_and_editing(viewer):
     document.set_cursor_index((41, 20, 6))
     assert pixel(sagittal, (41, 20, 6)) == color and pixel(sagittal, (41, 20, 9)) != color
     # An edit of a neighbouring slice in the same slab, not displayed: the slab is patched.
-    label_map.array[6, 20, 44] = 1
-    document.notify_labels_changed(label_map, (slice(6, 7), slice(20, 21), slice(44, 45)))
+    document.edit_labels(label_map, np.s_[6:7, 20:21, 44:45], 1)
     document.set_cursor_index((44, 20, 6))
     assert pixel(sagittal, (44, 20, 6)) == color and grey_at(sagittal, (44, 20, 8)) == 255  # bone below it
     assert grey_at(sagittal, (44, 21, 6)) == 128
-    label_map.array[6, 20, 44] = 0  # erasing on the displayed slice redraws it
-    document.notify_labels_changed(label_map, (slice(6, 7), slice(20, 21), slice(44, 45)))
+    document.edit_labels(label_map, np.s_[6:7, 20:21, 44:45], 0)  # erasing on the displayed slice redraws it
     assert grey_at(sagittal, (44, 20, 6)) == 128
 
 

@@ -219,11 +219,9 @@ def test_label_edits_redraw_only_when_they_touch_the_displayed_slice(viewer, mon
     original = axial.label_layer.render
     monkeypatch.setattr(axial.label_layer, "render", lambda lm, *args: (renders.append(lm), original(lm, *args)))
 
-    label_map.array[5, 10, 10] = 1  # another axial slice
-    document.notify_labels_changed(label_map, (slice(5, 6), slice(10, 11), slice(10, 11)))
+    document.edit_labels(label_map, np.s_[5:6, 10:11, 10:11], 1)  # another axial slice
     assert renders == []
-    label_map.array[12, 10, 10] = 1
-    document.notify_labels_changed(label_map, (slice(12, 13), slice(10, 11), slice(10, 11)))
+    document.edit_labels(label_map, np.s_[12:13, 10:11, 10:11], 1)
     assert renders == [label_map]
     assert pixel(axial, (10, 10, 12)) == LABEL_COLOR
 

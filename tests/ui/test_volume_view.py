@@ -263,10 +263,11 @@ def test_surfaces_follow_edits_table_and_toggles(qtbot, view, artifacts_dir):
 
     # Paint a new label 3 in a block and erase part of label 1 in the same region: label 2 is untouched.
     region = (slice(20, 40), slice(10, 20), slice(5, 30))
-    label_map.array[region][label_map.array[region] == 1] = 0
-    label_map.array[25:35, 10:14, 5:9] = 3
+    block = label_map.array[region].copy()
+    block[block == 1] = 0
+    block[5:15, 0:4, 0:4] = 3  # voxels 25:35, 10:14, 5:9
     with qtbot.waitSignal(view.surfaces_updated, timeout=15000):
-        document.notify_labels_changed(label_map, region)
+        document.edit_labels(label_map, region, block)
     wait_for_surfaces(qtbot, view)
     assert view.surface_polydata(label_map, 2) is first_two  # not rebuilt
     three = view.surface_polydata(label_map, 3)
@@ -278,8 +279,7 @@ def test_surfaces_follow_edits_table_and_toggles(qtbot, view, artifacts_dir):
     assert one[1, 0] > geometry.index_to_world((0, 19, 0))[1]  # erased rows y < 20 are gone
 
     # Erase label 3 completely: its surface disappears.
-    label_map.array[label_map.array == 3] = 0
-    document.notify_labels_changed(label_map, (slice(25, 35), slice(10, 14), slice(5, 9)))
+    document.edit_labels(label_map, np.s_[25:35, 10:14, 5:9], 0, label_map.array[25:35, 10:14, 5:9] == 3)
     wait_for_surfaces(qtbot, view)
     assert view.surface_polydata(label_map, 3) is None
 
