@@ -14,7 +14,6 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core.geometry import Geometry
-from medviewer.core.undo import UndoStack
 from medviewer.core.volume import Volume
 from medviewer.services.inference import InferenceService
 
@@ -57,8 +56,6 @@ def window(qtbot, service):
 
     window = MainWindow(persist_settings=False, enable_3d=False)
     qtbot.addWidget(window)
-    if getattr(window, "undo_stack", None) is None:  # the editing actions normally provide it
-        window.undo_stack = UndoStack()
     window.resize(1400, 800)
     window.show()
     panel = window.ai_panel
@@ -122,8 +119,8 @@ def test_segmentation_overlay_and_detection_boxes_appear(qtbot, window, artifact
     # A second run replaces the first result (default) instead of adding a layer...
     _run(qtbot, panel, "bright")
     assert len(document.label_maps) == 1
-    # ...and each applied result is one undo step on the window's history.
-    undo_stack = window.undo_stack
+    # ...and each applied result is one undo step of the study's history, without the editing part installed.
+    undo_stack = window.session.undo_stack
     replaced = document.label_maps[0]
     assert undo_stack.undo() and document.label_maps == [result.label_map]
     assert undo_stack.redo() and document.label_maps == [replaced]
