@@ -155,6 +155,22 @@ def test_classification_probabilities_and_enhancement_series(qtbot, window):
 
 
 
+def test_ctrl_z_undoes_a_model_result_whatever_was_installed_first(qtbot, window, tmp_path, monkeypatch):
+    """The AI panel is built with the window, the editing part afterwards: both use the session's history."""
+    from medviewer.ui import edit_actions
+
+    monkeypatch.setattr(edit_actions, "ask_unsaved_changes", lambda parent: "discard")
+    editing = edit_actions.install_editing(window, recovery_root=tmp_path / "recovery", autosave=False)
+    panel = window.ai_panel_for_test
+    result = _run(qtbot, panel, "bright")
+    assert window.document.label_maps == [result.label_map]
+    assert editing.undo_action.isEnabled() and editing.undo_action.text() == f"&Undo Add {result.label_map.name}"
+    editing.undo_action.trigger()
+    assert window.document.label_maps == []
+    editing.redo_action.trigger()
+    assert window.document.label_maps == [result.label_map]
+
+
 def _slow_package(tmp_path: Path):
     """A random MONAI UNet with small windows: enough work for a few seconds of CPU."""
     from medviewer.ai.architectures import build_architecture

@@ -50,9 +50,12 @@ def slice_pixel(view, world) -> tuple[int, int, int]:
 
 
 @pytest.fixture
-def window3d(qtbot, tmp_path):
+def window3d(qtbot, tmp_path, monkeypatch):
+    from medviewer.ui import edit_actions
     from medviewer.ui.edit_actions import install_editing
     from medviewer.ui.main_window import MainWindow
+
+    monkeypatch.setattr(edit_actions, "ask_unsaved_changes", lambda parent: "discard")  # no modal box at close
 
     main = MainWindow(persist_settings=False, enable_3d=True, enable_ai=False)
     qtbot.addWidget(main)
