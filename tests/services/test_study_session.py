@@ -8,13 +8,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medviewer.core import Document, Geometry, Volume
 from medviewer.services.study_session import PromptRecord, StudySession
 from medviewer.services.workspace import DisplayModel
-
-import numpy as np
 
 #: The whole scenario runs in a fresh interpreter, so that nothing imported by pytest's plugins hides a Qt import.
 SCENARIO = textwrap.dedent(

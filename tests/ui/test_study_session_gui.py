@@ -4,7 +4,6 @@ and label maps opened from the menu are read in the background (progress, Cancel
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
