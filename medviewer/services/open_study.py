@@ -85,7 +85,11 @@ def attached_segmentations(series_list: SeriesList, volume: Volume) -> list[str]
 def load_segmentations(
     paths: list[str], volume: Volume, progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None
 ) -> tuple[list[LabelMap], list[str]]:
-    """Each DICOM SEG or RT structure set in ``paths`` as label layers over ``volume``; problems as messages."""
+    """Each label file in ``paths`` as label layers over ``volume``; problems as messages (naming the file).
+
+    Label maps (NIfTI, NRRD, MetaImage), DICOM SEGs and RT structure sets: a folder's
+    attached segmentations and File > Open label map both read through here, on a worker thread.
+    """
     from medviewer.io import read_label_layers
 
     label_maps, problems = [], []

@@ -1,5 +1,7 @@
-"""Display state shared by all slice views of a window: window/level, colour map, overlays.
+"""The display model of an open study, shared by the slice views and the 3D view.
 
+Window/level, colour map, overlays, per-layer visibility/opacity/style (2D and 3D)
+and the 3D rendering options (preset, opacity shift, shading, quality, surfaces).
 Qt-free and evented (psygnal) so that views, panels, the screenshot command and
 tests read and change one source of truth; widgets keep no display state of their
 own. Label-map display options are kept per label map object.
@@ -26,13 +28,37 @@ DEFAULT_LABEL_OPACITY = 0.5
 class LabelLayerDisplay:
     """How one label map is drawn over the image."""
 
+    #: the whole layer, in the slice views and in 3D (the Layers panel's check box)
     visible: bool = True
     opacity: float = DEFAULT_LABEL_OPACITY
     outline: bool = False
+    #: label values whose 3D surface is hidden (the 3D view's Labels menu); 2D is unaffected
+    hidden_surfaces: frozenset[int] = frozenset()
 
 
-class DisplaySettings:
-    """The display state of one window's slice views.
+#: 3D rendering qualities: "fast" coarsens sampling while the camera moves; "best" never does.
+QUALITY_FAST, QUALITY_BEST = "fast", "best"
+
+
+@dataclass(frozen=True)
+class VolumeDisplay:
+    """How the 3D view renders the study (its toolbar reads and writes this)."""
+
+    #: volume rendering preset name; None: the default for the modality (chosen by the 3D view)
+    preset: str | None = None
+    #: -1..1 of the preset's opacity-ramp shift range
+    opacity_shift: float = 0.0
+    #: gradient shading; None: as the preset says
+    shading: bool | None = None
+    quality: str = QUALITY_FAST
+    volume_visible: bool = True
+    surfaces_visible: bool = True
+    #: 0.1..1, every label surface
+    surface_opacity: float = 1.0
+
+
+class DisplayModel:
+    """The display state of a study in the slice views and the 3D view.
 
     Signals
     -------
@@ -41,12 +67,15 @@ class DisplaySettings:
     overlays_changed():
         crosshair or detection visibility changed.
     label_display_changed(LabelMap):
-        visibility, opacity or fill/outline of a label map changed.
+        visibility, opacity, fill/outline or hidden 3D surfaces of a label map changed.
+    volume_display_changed(VolumeDisplay):
+        a 3D rendering option changed (``volume``).
     """
 
     window_changed = Signal(object, bool, str)
     overlays_changed = Signal()
     label_display_changed = Signal(object)
+    volume_display_changed = Signal(object)
 
     def __init__(self) -> None:
         self.window = Window(40.0, 400.0)
@@ -55,15 +84,18 @@ class DisplaySettings:
         self.preset = "default"
         self.crosshair_visible = True
         self.detections_visible = True
+        self.volume = VolumeDisplay()
         self._label_display: "weakref.WeakKeyDictionary[LabelMap, LabelLayerDisplay]" = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ grey levels
     def reset_for(self, volume: Volume) -> None:
-        """Defaults for a newly opened volume: its default window; MONOCHROME1 shown inverted."""
+        """Defaults for a newly opened volume: its default window; MONOCHROME1 shown inverted; the
+        modality's 3D preset (quality and surface options are the user's and stay)."""
         self.preset = "default"
         self.window = window_for_preset("default", volume)
         self.invert = bool(volume.metadata.display_inverted)
         self.window_changed.emit(self.window, self.invert, self.colormap)
+        self.set_volume_display(preset=None, opacity_shift=0.0, shading=None)
 
     def set_window(self, center: float, width: float) -> None:
         window = Window(center, width)
@@ -106,15 +138,53 @@ class DisplaySettings:
         return self._label_display.get(label_map, LabelLayerDisplay())
 
     def set_label_display(self, label_map: LabelMap, **changes) -> LabelLayerDisplay:
-        """Change ``visible``, ``opacity`` (0..1) and/or ``outline`` of a label map."""
+        """Change ``visible``, ``opacity`` (0..1), ``outline`` and/or ``hidden_surfaces`` of a label map."""
         if "opacity" in changes:
             changes["opacity"] = min(max(float(changes["opacity"]), 0.0), 1.0)
+        if "hidden_surfaces" in changes:
+            changes["hidden_surfaces"] = frozenset(int(v) for v in changes["hidden_surfaces"])
         current = self.label_display(label_map)
         updated = replace(current, **changes)
         if updated != current:
             self._label_display[label_map] = updated
             self.label_display_changed.emit(label_map)
         return updated
+
+    def surface_visible(self, label_map: LabelMap, value: int) -> bool:
+        """Whether the 3D view draws the surface of ``value`` (layer shown, surfaces on, label not hidden).
+
+        The label table's own ``visible`` flag is the label's, not the display's; views check it too.
+        """
+        layer = self.label_display(label_map)
+        return self.volume.surfaces_visible and layer.visible and int(value) not in layer.hidden_surfaces
+
+    def set_surface_visible(self, label_map: LabelMap, value: int, visible: bool) -> None:
+        """Show or hide one label's 3D surface (the slice views are untouched)."""
+        hidden = set(self.label_display(label_map).hidden_surfaces)
+        (hidden.discard if visible else hidden.add)(int(value))
+        self.set_label_display(label_map, hidden_surfaces=hidden)
+
+    # ------------------------------------------------------------------ 3D
+    def set_volume_display(self, **changes) -> VolumeDisplay:
+        """Change fields of :class:`VolumeDisplay` (values are checked and clamped)."""
+        if "opacity_shift" in changes:
+            changes["opacity_shift"] = min(max(float(changes["opacity_shift"]), -1.0), 1.0)
+        if "surface_opacity" in changes:
+            changes["surface_opacity"] = min(max(float(changes["surface_opacity"]), 0.1), 1.0)
+        if changes.get("quality", QUALITY_FAST) not in (QUALITY_FAST, QUALITY_BEST):
+            raise ValueError(f"quality must be '{QUALITY_FAST}' or '{QUALITY_BEST}', got {changes['quality']!r}")
+        for key in ("volume_visible", "surfaces_visible"):
+            if key in changes:
+                changes[key] = bool(changes[key])
+        updated = replace(self.volume, **changes)
+        if updated != self.volume:
+            self.volume = updated
+            self.volume_display_changed.emit(updated)
+        return updated
+
+
+#: The former name (the slice views import it).
+DisplaySettings = DisplayModel
 
 
 # ---------------------------------------------------------------------------- study browser thumbnails

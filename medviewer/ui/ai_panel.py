@@ -5,13 +5,12 @@ at a time; further runs wait in the queue), so the UI thread only draws progress
 applies finished results: segmentation becomes a label layer (new, or replacing the
 same model's previous layer), detections join the document's list, classification
 probabilities are shown here, and an enhanced image is added to the study browser
-as a derived series. Each applied result is one undo step when the window has an
-``undo_stack``.
+as a derived series. Each applied result is one step of the study session's undo
+history (``StudySession.apply_result``), so Undo takes it back like any edit.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -39,7 +38,8 @@ from medviewer.ai.results import InferenceOptions, InferenceResult
 from medviewer.core.document import Document
 from medviewer.core.study import SeriesInfo
 from medviewer.core.volume import Volume
-from medviewer.services.inference import InferenceService, apply_result
+from medviewer.services.inference import InferenceService
+from medviewer.services.study_session import StudySession
 from medviewer.ui.dialogs import error_text, show_error
 from medviewer.ui.jobs import JobHandle, JobQueue, format_eta
 
@@ -57,9 +57,8 @@ class AIPanel(QWidget):
     Parameters
     ----------
     window:
-        The main window (``document``, ``document_changed``, optionally
-        ``undo_stack``, ``study_browser``, ``load_function``); ``None`` for a panel
-        driven through ``set_document`` alone (tests).
+        The main window (``session``, ``session_changed``, ``menu``, ``add_derived_series``,
+        ``statusBar``); ``None`` for a panel driven through ``set_session`` alone (tests).
     service:
         The inference service (model registry and loaded networks).
     """
@@ -74,22 +73,19 @@ class AIPanel(QWidget):
         self.window = window
         self.service = service or InferenceService()
         self.queue = JobQueue(max_parallel=1, parent=self)
-        self.document: Document | None = None
+        self.session: StudySession | None = None
         self.last_result: InferenceResult | None = None
-        self._runs: list[tuple[JobHandle, ModelPackage, Document]] = []
-        self._derived: dict[str, Volume] = {}
+        self._runs: list[tuple[JobHandle, ModelPackage, StudySession]] = []
         #: True once torch and MONAI are imported (done in the background when the panel is created)
         self.engine_ready = False
         self._warm_up: JobHandle | None = None
         self._build()
         if window is not None:
-            window.document_changed.connect(self.set_document)
-            self._install_derived_series_loader()
-            if hasattr(window, "menu"):
-                self._install_menu(window.menu("AI"))
-            self.set_document(getattr(window, "document", None))
+            window.session_changed.connect(self.set_session)
+            self._install_menu(window.menu("AI"))
+            self.set_session(window.session)
         else:
-            self.set_document(None)
+            self.set_session(None)
 
     def set_service(self, service: InferenceService) -> None:
         """Use another inference service (model registry), e.g. in tests."""
@@ -216,11 +212,15 @@ class AIPanel(QWidget):
         self.engine_ready = True
 
     # ------------------------------------------------------------------ models
-    def set_document(self, document: Document | None) -> None:
-        """Show the models that fit ``document``'s modality."""
-        self.document = document
+    @property
+    def document(self) -> Document | None:
+        return self.session.document if self.session is not None else None
+
+    def set_session(self, session: StudySession | None) -> None:
+        """Show the models that fit the study's modality; results go into this session."""
+        self.session = session
         self.refresh_models()
-        if document is not None:
+        if session is not None:
             self.warm_up()
 
     def rescan_models(self) -> None:
@@ -290,15 +290,15 @@ class AIPanel(QWidget):
             return None
         return self.run_model(package)
 
-    def run_model(self, package: ModelPackage, document: Document | None = None) -> JobHandle:
-        """Queue a run of ``package`` on ``document`` (default: the open one); returns its job handle."""
-        document = document or self.document
-        if document is None:
-            raise ValueError("no document to run the model on")
+    def run_model(self, package: ModelPackage, session: StudySession | None = None) -> JobHandle:
+        """Queue a run of ``package`` on ``session``'s study (default: the open one); returns its job handle."""
+        session = session or self.session
+        if session is None:
+            raise ValueError("no study to run the model on")
         self.warm_up()
         options = InferenceOptions.interactive(self.device.currentData() or "auto")
-        handle = self.queue.submit(self.service.job(package, document.volume, options), package.manifest.display_name)
-        self._runs.append((handle, package, document))
+        handle = self.queue.submit(self.service.job(package, session.document.volume, options), package.manifest.display_name)
+        self._runs.append((handle, package, session))
         handle.started.connect(self._sync_queue)
         handle.progress.connect(lambda fraction, message, h=handle: self._on_progress(h, fraction, message))
         handle.finished.connect(lambda result, h=handle: self._on_finished(h, result))
@@ -331,13 +331,12 @@ class AIPanel(QWidget):
         self.status.setText(" - ".join(p for p in (message or handle.name, eta) if p))
 
     def _on_finished(self, handle: JobHandle, result: InferenceResult) -> None:
-        document = next(doc for h, _, doc in self._runs if h is handle)
+        session = next(s for h, _, s in self._runs if h is handle)
         self.last_result = result
-        if document is not self.document:
+        if session is not self.session:
             self._set_status(f"{handle.name}: finished, but its image is no longer open; result discarded")
             return
-        undo_stack = getattr(self.window, "undo_stack", None)
-        apply_result(document, result, undo_stack, replace_previous=self.replace_previous.isChecked())
+        session.apply_result(result, replace_previous=self.replace_previous.isChecked())  # one undo step
         summary = self._summarise(result)
         if result.task == "classification":
             self._show_probabilities(result.probabilities)
@@ -360,7 +359,7 @@ class AIPanel(QWidget):
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
-        if self.window is not None and hasattr(self.window, "statusBar"):
+        if self.window is not None:
             self.window.statusBar().showMessage(text, 6000)
 
     def _sync_queue(self, *_args) -> None:
@@ -397,41 +396,6 @@ class AIPanel(QWidget):
             self.probabilities.setItem(row, 1, QTableWidgetItem(f"{value:.1%}"))
         self.probabilities.show()
 
-    def _install_derived_series_loader(self) -> None:
-        """Let the window's series loader open derived (in-memory) series too."""
-        window = self.window
-        if not hasattr(window, "load_function"):
-            return
-        original = window.load_function
-        derived = self._derived
-
-        def load(series: SeriesInfo, progress, cancel):
-            if series.uid in derived:
-                return derived[series.uid]
-            return original(series, progress, cancel)
-
-        window.load_function = load
-
-    def _add_derived_series(self, volume: Volume) -> SeriesInfo:
-        """List an enhanced image in the study browser (double-click opens it)."""
-        uid = f"derived-{uuid.uuid4().hex[:12]}"
-        self._derived[uid] = volume
-        info = SeriesInfo(uid=uid, description=volume.name, modality=volume.modality, geometry=volume.geometry,
-                          pixel_type=str(volume.array.dtype), source_format="derived",
-                          source_path=volume.metadata.source_path)
-        browser = getattr(self.window, "study_browser", None)
-        if browser is not None:
-            listed = browser.series
-            current = self.document.series if self.document is not None else None
-            if current is None and self.document is not None:
-                # The open image came from elsewhere (demo, script): list it too so one can go back.
-                original_uid = f"derived-{uuid.uuid4().hex[:12]}"
-                self._derived[original_uid] = self.document.volume
-                current = SeriesInfo(uid=original_uid, description=self.document.volume.name,
-                                     modality=self.document.volume.modality, geometry=self.document.geometry)
-                self.document.series = current
-                listed.append(current)
-            browser.set_series([*listed, info])
-            if current is not None:
-                browser.mark_loaded(current)
-        return info
+    def _add_derived_series(self, volume: Volume) -> SeriesInfo | None:
+        """List an enhanced image in the window's study browser (double-click opens it)."""
+        return self.window.add_derived_series(volume) if self.window is not None else None

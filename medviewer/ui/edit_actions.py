@@ -2,7 +2,10 @@
 
 ``install_editing(window)`` plugs everything into a ``MainWindow`` through its
 extension API (menus, toolbar, ``add_panel``, ``set_active_tool``,
-``document_changed``) and returns the :class:`EditingUi`:
+``session_changed``) and returns the :class:`EditingUi` (also ``window.editing``).
+Everything it edits belongs to the open study's ``StudySession`` (``window.session``):
+its undo stack, editing controller and tools; so Undo means that study's history
+whoever pushed the step (a tool, an operation, a model result), whatever was installed first.
 
 * an "Edit" menu (Undo Ctrl+Z, Redo Ctrl+Shift+Z / Ctrl+Y) and an "Editing" toolbar;
 * Tools menu: the editing tools with their shortcuts (``medviewer.tools.SHORTCUTS``),
@@ -10,7 +13,6 @@ extension API (menus, toolbar, ``add_panel``, ``set_active_tool``,
 * File menu: Save annotations (Ctrl+S, nnU-Net dataset), Save labels as... (NIfTI/NRRD),
   Export DICOM SEG..., Choose annotation dataset...;
 * docks "Labels" (``LabelTablePanel``) and "Editing tools" (``ToolPanel``);
-* ``window.undo_stack``: the history shared with other parts (e.g. the AI panel);
 * autosave every 60 s and after 5 s idle; closing the window, or opening another
   file, folder, series or the demo, with unsaved edits asks Save / Discard / Cancel
   (:meth:`EditingUi.resolve_unsaved_edits`, a ``window.document_guards`` entry);
@@ -44,6 +46,7 @@ from medviewer.core.errors import MedviewerError
 from medviewer.core.undo import UndoStack
 from medviewer.services.annotations import SaveTarget, default_dataset_root, is_model_source, split_model_source
 from medviewer.services.editing import TOOL_ORDER, EditingController
+from medviewer.services.study_session import StudySession
 from medviewer.services.recovery import AUTOSAVE_INTERVAL_S, IDLE_AUTOSAVE_S, RecoveryEntry, adopt, discard_entry, list_recoverable
 from medviewer.tools import SHORTCUTS, operations
 from medviewer.tools import detections as box_ops
@@ -103,16 +106,12 @@ class EditingUi(QObject):
         self.window = window
         self.recovery_root = recovery_root
         self.autosave_enabled = autosave
-        self.controller: EditingController | None = None
+        self.session: StudySession | None = None
         self.save_target = SaveTarget()
-        self.undo_stack = UndoStack()
         self.jobs = JobQueue(max_parallel=1, parent=self)
-        window.undo_stack = self.undo_stack
         window.editing = self
+        window.set_session_options(autosave=autosave, recovery_root=recovery_root)
         self._pending_restore: RecoveryEntry | None = None
-        self._active_view = window.slice_views[0]
-        for view in window.slice_views:
-            view.activated.connect(lambda v: setattr(self, "_active_view", v))
 
         self.tool_panel = ToolPanel(self.run_operation)
         self.label_panel = LabelTablePanel()
@@ -125,15 +124,10 @@ class EditingUi(QObject):
         window.tabifyDockWidget(self.labels_dock, self.tools_dock)
         self.labels_dock.raise_()
         self._build_actions()
-        self.undo_stack.can_undo_changed.connect(self._sync_undo_actions)
-        self.undo_stack.can_redo_changed.connect(self._sync_undo_actions)
-        self.undo_stack.changed.connect(self._sync_undo_actions)
-        window.document_changed.connect(self._on_document_changed)
+        window.session_changed.connect(self._on_session_changed)
         window.active_tool_changed.connect(self._sync_tool_actions)
         window.installEventFilter(self)
-        guards = getattr(window, "document_guards", None)
-        if guards is not None:  # asked before another study replaces this one
-            guards.append(self.resolve_unsaved_edits)
+        window.document_guards.append(self.resolve_unsaved_edits)  # asked before another study replaces this one
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_S * 1000)
@@ -144,7 +138,17 @@ class EditingUi(QObject):
         self.idle_timer.timeout.connect(self.autosave)
         if autosave:
             self.autosave_timer.start()
-        self._on_document_changed(window.document)
+        self._on_session_changed(window.session)
+
+    @property
+    def controller(self) -> EditingController | None:
+        """The open study's editing controller (tools, edit session, tracker, autosaver)."""
+        return self.session.editing if self.session is not None else None
+
+    @property
+    def undo_stack(self) -> UndoStack | None:
+        """The open study's history (None while no study is open)."""
+        return self.session.undo_stack if self.session is not None else None
 
     # ------------------------------------------------------------------ actions
     def _action(self, menu, text: str, slot, shortcut_key: str | None = None, checkable: bool = False, tip: str = "") -> QAction:
@@ -233,21 +237,18 @@ class EditingUi(QObject):
         self._sync_undo_actions()
 
     # ------------------------------------------------------------------ documents
-    def _on_document_changed(self, document: Document | None) -> None:
-        old = self.controller
-        if old is not None and old.document is document:
+    def _on_session_changed(self, session: StudySession | None) -> None:
+        old = self.session
+        if old is session:
             return
-        if old is not None:
-            if old.autosaver is not None:
-                old.autosaver.detach()  # unsaved edits of the old document stay recoverable
-            for tool in old.tools.values():
-                tool.cancel()
-        self.undo_stack.clear()
-        self.controller = None
-        if document is not None:
-            self.controller = EditingController(
-                document, self.undo_stack, autosave=self.autosave_enabled, recovery_root=self.recovery_root
-            )
+        if old is not None:  # the window detached it (its unsaved edits stay recoverable)
+            for signal in (old.undo_stack.can_undo_changed, old.undo_stack.can_redo_changed, old.undo_stack.changed):
+                signal.disconnect(self._sync_undo_actions)
+        self.session = session
+        document = session.document if session is not None else None
+        if session is not None:
+            for signal in (session.undo_stack.can_undo_changed, session.undo_stack.can_redo_changed, session.undo_stack.changed):
+                signal.connect(self._sync_undo_actions)
             for signal in (document.labels_changed, document.detections_changed, document.label_table_changed):
                 signal.connect(self._on_edit)
         self.tool_panel.set_controller(self.controller)
@@ -291,7 +292,7 @@ class EditingUi(QObject):
 
     def active_view_axis(self) -> int:
         """Index axis normal to the view last used (2 = axial for a standard stack)."""
-        mapping = getattr(self._active_view, "mapping", None)
+        mapping = self.window.active_view.mapping
         return int(mapping.normal_axis) if mapping is not None else 2
 
     # ------------------------------------------------------------------ operations
@@ -369,36 +370,35 @@ class EditingUi(QObject):
         )
 
     def undo(self) -> bool:
-        if self.window.active_tool is not None:
-            self.window.active_tool.cancel()
-        done = self.undo_stack.undo()
+        """Undo the open study's last step (whoever made it)."""
+        session = self.session
+        done = session is not None and session.undo()
         if done:
-            self.window.statusBar().showMessage(f"Undone: {self.undo_stack.redo_text}", 2000)
+            self.window.statusBar().showMessage(f"Undone: {session.undo_stack.redo_text}", 2000)
         return done
 
     def redo(self) -> bool:
-        if self.window.active_tool is not None:
-            self.window.active_tool.cancel()
-        done = self.undo_stack.redo()
+        session = self.session
+        done = session is not None and session.redo()
         if done:
-            self.window.statusBar().showMessage(f"Redone: {self.undo_stack.undo_text}", 2000)
+            self.window.statusBar().showMessage(f"Redone: {session.undo_stack.undo_text}", 2000)
         return done
 
     def _sync_undo_actions(self, *_args) -> None:
         stack = self.undo_stack
-        self.undo_action.setEnabled(stack.can_undo)
-        self.redo_action.setEnabled(stack.can_redo)
-        self.undo_action.setText(f"&Undo {stack.undo_text}".strip())
-        self.redo_action.setText(f"&Redo {stack.redo_text}".strip())
+        self.undo_action.setEnabled(stack is not None and stack.can_undo)
+        self.redo_action.setEnabled(stack is not None and stack.can_redo)
+        self.undo_action.setText(f"&Undo {stack.undo_text if stack is not None else ''}".strip())
+        self.redo_action.setText(f"&Redo {stack.redo_text if stack is not None else ''}".strip())
 
     # ------------------------------------------------------------------ saving
     def save_annotations(self) -> bool:
         """Save into the annotation dataset; True on success (errors are shown)."""
         if self.controller is None:
             return False
-        annotator = getattr(getattr(self.window, "settings", None), "annotator_name", "") or _login_name()
+        annotator = self.window.annotator_name or _login_name()
         try:
-            record = self.controller.save_annotations(self.save_target, annotator)
+            record = self.session.save_annotations(self.save_target, annotator)
         except (MedviewerError, OSError) as error:
             dialogs.show_error(self.window, "Cannot save annotations", str(error))
             return False
@@ -526,7 +526,7 @@ class EditingUi(QObject):
         self.jobs.cancel_all()
         if controller.autosaver is not None:
             controller.autosaver.wait()
-        controller.close()
+        self.session.close()
         self.autosave_timer.stop()
         return True
 
@@ -574,8 +574,10 @@ class EditingUi(QObject):
 
 
 def install_editing(window: QMainWindow, recovery_root: Path | None = None, autosave: bool = True) -> EditingUi:
-    """Add the editing features to ``window`` (once) and return them."""
-    existing = getattr(window, "editing", None)
-    if isinstance(existing, EditingUi):
-        return existing
+    """Add the editing features to ``window`` (once) and return them (``window.editing``).
+
+    Autosave (into ``recovery_root``) applies to the studies opened from now on.
+    """
+    if isinstance(window.editing, EditingUi):
+        return window.editing
     return EditingUi(window, recovery_root, autosave)

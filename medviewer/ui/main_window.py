@@ -5,10 +5,21 @@ It is the hub other parts plug into:
 * ``menu(name)`` returns the QMenu "File", "View", "Tools", "AI" or "Help";
   ``toolbar`` is the main QToolBar; ``add_panel(widget, title, area)`` docks a panel
   and returns its QDockWidget (its toggle action is added to View > Panels).
-* ``document`` is the open ``Document`` (or None); ``document_changed(object)`` is
-  emitted after every ``set_document``. Panels connect to it.
+* ``session`` is the open study's ``medviewer.services.study_session.StudySession``
+  (or None): document, undo stack, editing tools, measurements, display model, prompts.
+  One is created per opened study (``set_document``) and handed to every view and panel;
+  ``session_changed(object)`` then ``document_changed(object)`` are emitted. ``document``
+  and ``measurements`` are the session's. ``display`` is the window's display model: every
+  session of this window uses it, so the slice views and the 3D view stay bound to one model.
+* ``set_session_options(autosave=..., recovery_root=...)``: how sessions opened from now on
+  autosave unsaved edits (the editing part turns it on).
 * ``set_active_tool(tool)`` routes the slice views' pointer events to a Qt-free
   ``medviewer.tools.base.Tool`` (None: back to the crosshair); ``active_tool_changed``.
+  The session records the active tool; ``active_view`` is the slice view last used.
+* ``add_derived_series(volume)`` lists an in-memory image (e.g. a model's enhanced image)
+  in the study browser; ``load_series`` opens it like any other series.
+* ``open_label_map(path)`` reads a label map, SEG or RT structure set over the open image
+  in the background (progress, Cancel); ``load_label_map(path)`` does it at once (scripts).
 * ``jobs`` is a ``medviewer.ui.jobs.JobQueue`` for loading; other long work can
   use its own queue.
 * ``open_path(path)`` scans and loads in the background with a progress dialog and
@@ -55,12 +66,12 @@ from medviewer.core.volume import Volume
 from medviewer.imaging.measurements import MeasurementList
 from medviewer.imaging.reslice import AXIAL, CORONAL, PLANES, SAGITTAL, plane_of_single_slice
 from medviewer.imaging.window_level import COLORMAPS, CT_PRESET_TITLES, GENERIC_PRESETS
-from medviewer.io import read_label_layers
 from medviewer.io.atomic import atomic_path
 from medviewer.io.dicom_headers import segmentation_kind
 from medviewer.services.open_study import default_series
 from medviewer.services.settings import LAYOUTS, Settings, load_settings, save_settings
-from medviewer.services.workspace import DisplaySettings, series_thumbnail
+from medviewer.services.study_session import StudySession
+from medviewer.services.workspace import DisplayModel, series_thumbnail
 from medviewer.tools.base import Tool
 from medviewer.ui import dialogs
 from medviewer.ui.ai_panel import AIPanel
@@ -107,6 +118,8 @@ class ScanResult:
 class MainWindow(QMainWindow):
     """medviewer's main window (see the module docstring for the extension API)."""
 
+    #: a new study session is shown (or None), emitted just before document_changed: (StudySession | None)
+    session_changed = Signal(object)
     #: a new document is shown (or None): (Document | None)
     document_changed = Signal(object)
     #: the active editing tool changed: (Tool | None)
@@ -126,11 +139,15 @@ class MainWindow(QMainWindow):
         self.enable_3d = enable_3d
         self.enable_ai = enable_ai
         self.settings: Settings = load_settings() if persist_settings else Settings()
-        self.display = DisplaySettings()
-        self.measurements = MeasurementList()
-        self.document: Document | None = None
+        self.display = DisplayModel()
+        self.session: StudySession | None = None
+        self._session_options: dict = {"autosave": False, "recovery_root": None}
+        self._no_measurements = MeasurementList()  # shown while no study is open
+        self._tool_without_study: Tool | None = None
+        self._derived: dict[str, Volume] = {}  # in-memory series (add_derived_series), by UID
         self.series: SeriesInfo | None = None
-        self.active_tool: Tool | None = None
+        #: the editing part (``medviewer.ui.edit_actions.EditingUi``) once installed
+        self.editing = None
         self.jobs = JobQueue(max_parallel=1, parent=self)
         self._scan_found: list[SeriesInfo] | None = None  # the last folder scan, with its notes
         self._thumbnail_jobs = JobQueue(max_parallel=1, parent=self)
@@ -152,7 +169,7 @@ class MainWindow(QMainWindow):
             view.activated.connect(self._on_view_activated)
             view.zoom_changed.connect(lambda zoom, v=view: self._on_zoom(v, zoom))
         self.volume_view: QWidget | None = None
-        self.welcome_widget: QWidget | None = None
+        self._welcome: QWidget | None = None
         self._central = QWidget()
         self._grid = QGridLayout(self._central)
         self._grid.setContentsMargins(0, 0, 0, 0)
@@ -194,13 +211,47 @@ class MainWindow(QMainWindow):
     def status_bar(self) -> QStatusBar:
         return self.statusBar()
 
+    @property
+    def document(self) -> Document | None:
+        """The open study's document (None: no study)."""
+        return self.session.document if self.session is not None else None
+
+    @property
+    def measurements(self) -> MeasurementList:
+        """The open study's measurements (an empty list while none is open)."""
+        return self.session.measurements if self.session is not None else self._no_measurements
+
+    @property
+    def active_tool(self) -> Tool | None:
+        """The tool receiving pointer events (the session's; None: crosshair or another mode)."""
+        return self.session.active_tool if self.session is not None else self._tool_without_study
+
+    @property
+    def active_view(self) -> SliceView:
+        """The slice view last clicked or used (the 1x1 layout shows it; plane operations use its axis)."""
+        return self._active_view
+
+    @property
+    def welcome_widget(self) -> QWidget | None:
+        """The widget shown instead of the views while no study is open (``set_welcome_widget``)."""
+        return self._welcome
+
+    welcome = welcome_widget  # the welcome screen's usual name
+
+    def set_session_options(self, autosave: bool = False, recovery_root: Path | None = None) -> None:
+        """Autosave unsaved edits (into ``recovery_root`` or the user's recovery folder) in studies opened from now on."""
+        self._session_options = {"autosave": bool(autosave), "recovery_root": recovery_root}
+
     def set_active_tool(self, tool: Tool | None) -> None:
         """Make ``tool`` receive pointer events in every slice view (None: crosshair)."""
         if tool is self.active_tool:
             return
-        if self.active_tool is not None:
-            self.active_tool.cancel()
-        self.active_tool = tool
+        if self.session is not None:
+            self.session.set_active_tool(tool)  # cancels the previous one
+        else:
+            if self._tool_without_study is not None:
+                self._tool_without_study.cancel()
+            self._tool_without_study = tool
         for view in self.slice_views:
             view.set_tool(tool)
         self._sync_mode_actions()
@@ -215,9 +266,9 @@ class MainWindow(QMainWindow):
 
     def set_welcome_widget(self, widget: QWidget | None) -> None:
         """Show ``widget`` in place of the views whenever no document is open (None: empty views)."""
-        if self.welcome_widget is not None and self.welcome_widget is not widget:
-            self.welcome_widget.hide()
-        self.welcome_widget = widget
+        if self._welcome is not None and self._welcome is not widget:
+            self._welcome.hide()
+        self._welcome = widget
         if widget is not None:
             widget.setParent(self._central)
         self._apply_layout()
@@ -280,7 +331,7 @@ class MainWindow(QMainWindow):
                 try:
                     from medviewer.ui.volume_view import VolumeView  # optional: built by another part
 
-                    widget = VolumeView(parent=self._central)
+                    widget = VolumeView(parent=self._central, display=self.display)
                     widget.set_document(self.document)
                 except Exception as error:  # noqa: BLE001 - the 2D viewer must work without the 3D view
                     self.statusBar().showMessage(f"3D view unavailable: {error}", 5000)
@@ -294,17 +345,32 @@ class MainWindow(QMainWindow):
         return self.volume_view
 
     # ================================================================== documents
-    def set_document(self, document: Document | None) -> None:
-        """Show ``document`` in every view and panel (None closes it)."""
-        if self.document is not None:
-            self.document.modified_changed.disconnect(self._update_title)
-        if self.active_tool is not None:
-            self.active_tool.cancel()
-        self.document = document
-        self.measurements = MeasurementList()
-        if document is not None:
-            self.display.reset_for(document.volume)
+    def set_document(self, document: Document | None) -> StudySession | None:
+        """Start a study session on ``document`` and show it in every view and panel (None closes it).
+
+        The session replacing another one takes over a measurement tool in use; an editing
+        tool belongs to its study and is dropped. Returns the new session.
+        """
+        old = self.session
+        if old is not None and old.document is document:
+            return old
+        carried = self.active_tool if self.active_tool in self.measurement_tools.values() else None
+        if old is not None:
+            old.document.modified_changed.disconnect(self._update_title)
+            old.detach()  # unsaved edits stay recoverable until resolved or closed
+        elif self._tool_without_study is not None:
+            self._tool_without_study.cancel()
+        self._tool_without_study = None
+        session = StudySession(document, self.display, **self._session_options) if document is not None else None
+        self.session = session
+        if session is not None:
             document.modified_changed.connect(self._update_title)
+            session.set_active_tool(carried)
+        else:
+            self._tool_without_study = carried
+        for view in self.slice_views:
+            view.set_tool(carried)
+        self._sync_mode_actions()
         for view in self.slice_views:
             view.set_document(document, self.measurements)
         self._apply_layout()
@@ -319,7 +385,10 @@ class MainWindow(QMainWindow):
         self.study_browser.mark_loaded(document.series if document is not None else None)
         self._sync_window_controls()
         self._update_title()
+        self.session_changed.emit(session)
         self.document_changed.emit(document)
+        self.active_tool_changed.emit(self.active_tool)
+        return session
 
     def _update_title(self, *_args) -> None:
         if self.document is None:
@@ -374,7 +443,8 @@ class MainWindow(QMainWindow):
             return None
         self.cancel_loading()
         self._segmentation_jobs.cancel_all()  # those of the series shown until now
-        load = self.load_function
+        derived = self._derived.get(series.uid)
+        load = self.load_function if derived is None else (lambda _series, _progress, _cancel: derived)
         title = series.description or Path(series.source_path or "").name or "series"
 
         def job(progress, cancel):
@@ -390,6 +460,33 @@ class MainWindow(QMainWindow):
         document = Document(volume, series)
         self.set_document(document)
         return document
+
+    def add_derived_series(self, volume: Volume, description: str = "") -> SeriesInfo:
+        """List an in-memory image (e.g. a model's enhanced image) in the study browser; double-click opens it.
+
+        When the open image is not listed there (demo, script), it is listed too, so one can go back to it.
+        """
+        import uuid
+
+        def listed(image: Volume) -> SeriesInfo:
+            uid = f"derived-{uuid.uuid4().hex[:12]}"
+            self._derived[uid] = image
+            return SeriesInfo(uid=uid, description=image.name, modality=image.modality, geometry=image.geometry,
+                              pixel_type=str(image.array.dtype), source_format="derived",
+                              source_path=image.metadata.source_path)
+
+        info = listed(volume)
+        if description:
+            info.description = description
+        series = list(self.study_browser.series)
+        current = self.document.series if self.document is not None else None
+        if current is None and self.document is not None:
+            current = self.document.series = listed(self.document.volume)
+            series.append(current)
+        self.study_browser.set_series([*series, info])
+        if current is not None:
+            self.study_browser.mark_loaded(current)
+        return info
 
     def cancel_loading(self) -> None:
         if self._loading is not None and not self._loading.is_done:
@@ -455,12 +552,12 @@ class MainWindow(QMainWindow):
         def job(progress, cancel):
             return load_segmentations(attached_segmentations(found, volume), volume, progress, cancel)
 
-        def finished(result, document=self.document) -> None:
+        def finished(result, session=self.session) -> None:
             label_maps, problems = result
-            if self.document is not document:
+            if self.session is not session:
                 return  # another study was opened meanwhile
-            for label_map in label_maps:
-                self.add_label_map(label_map)
+            label_maps, more = session.add_label_layers(label_maps)
+            problems = problems + more
             if label_maps:
                 self.statusBar().showMessage(f"Opened {len(label_maps)} segmentation layer(s) of this series", 6000)
             if problems:
@@ -484,21 +581,49 @@ class MainWindow(QMainWindow):
         dialogs.show_error(self, "Cannot open", dialogs.error_text(error), "" if isinstance(error, MedviewerError) else details)
 
     # ------------------------------------------------------------------ label maps
+    def open_label_map(self, path: str | os.PathLike[str]) -> JobHandle | None:
+        """Read a label map file (NIfTI, NRRD, MetaImage, DICOM SEG, RT structure set) over the open image
+        in the background, with a progress dialog and Cancel, and add its layers (File > Open label map, drops).
+
+        Reads through the session, with the same service as a folder's attached segmentations;
+        a clear error dialog if it cannot be read or does not fit. Returns the job's handle
+        (None when no image is open).
+        """
+        session = self.session
+        if session is None:
+            dialogs.show_error(self, "No image", "Open an image before loading a label map.")
+            return None
+        path = os.fspath(path)
+        title = f"Reading {Path(path).name}"
+        handle = self._segmentation_jobs.submit(session.label_layers_job([path]), title)
+        handle.cancelled.connect(lambda: self.statusBar().showMessage(f"{title}: cancelled", 4000))
+        JobProgressDialog(handle, title, self)
+        handle.finished.connect(lambda result: self._add_read_layers(session, result))
+        handle.failed.connect(lambda error: dialogs.show_error(self, "Cannot load label map", dialogs.error_text(error)))
+        return handle
+
     def load_label_map(self, path: str | os.PathLike[str]) -> LabelMap | None:
-        """Read a label map file (NIfTI, NRRD, MetaImage, DICOM SEG, RT structure set) and add it to the document.
+        """Read and add a label map file at once, on this thread (scripts; the GUI uses ``open_label_map``).
 
         A clear error dialog if it does not fit; returns the (first) layer added, else None.
         """
-        if self.document is None:
+        session = self.session
+        if session is None:
             dialogs.show_error(self, "No image", "Open an image before loading a label map.")
             return None
-        try:
-            layers = read_label_layers(os.fspath(path), self.document.geometry)  # several for overlapping RT structures
-        except MedviewerError as error:
-            dialogs.show_error(self, "Cannot load label map", dialogs.error_text(error))
-            return None
-        added = [self.add_label_map(layer) for layer in layers]
-        return added[0]
+        added = self._add_read_layers(session, session.label_layers_job([path])(lambda *_: None, CancelToken()))
+        return added[0] if added else None
+
+    def _add_read_layers(self, session: StudySession, result: tuple[list[LabelMap], list[str]]) -> list[LabelMap]:
+        label_maps, problems = result
+        if session is not self.session:
+            return []  # another study was opened meanwhile
+        added, more = session.add_label_layers(label_maps)
+        if added:
+            self.statusBar().showMessage(f"Opened {len(added)} label layer(s)", 4000)
+        if problems or more:
+            dialogs.show_error(self, "Cannot load label map", "\n".join(problems + more))
+        return added
 
     def add_label_map(self, label_map: LabelMap) -> LabelMap | None:
         """Add a label map layer; geometry mismatches are shown as an error dialog."""
@@ -776,7 +901,7 @@ class MainWindow(QMainWindow):
             self, "Open label map", self._start_directory(), "Label maps, DICOM SEG, RT structure sets (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;All files (*)"
         )
         if path:
-            self.load_label_map(path)
+            self.open_label_map(path)
 
     def _choose_screenshot(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", str(Path(self._start_directory()) / "screenshot.png"), "PNG (*.png)")
@@ -828,7 +953,7 @@ class MainWindow(QMainWindow):
         if paths:
             event.acceptProposedAction()
             if self.document is not None and segmentation_kind(paths[0]) is not None:
-                self.load_label_map(paths[0])  # a segmentation goes over the open image, as in 3D Slicer
+                self.open_label_map(paths[0])  # a segmentation goes over the open image, as in 3D Slicer
             else:
                 self.open_path(paths[0])
 

@@ -275,8 +275,7 @@ class WelcomeScreen(QWidget):
 def install_welcome(window, open_demo: Callable[[str], None] | None = None) -> WelcomeScreen:
     """Give ``window`` a welcome screen, shown whenever no study is open; returns it."""
     screen = WelcomeScreen(window, open_demo)
-    window.set_welcome_widget(screen)
-    window.welcome = screen
+    window.set_welcome_widget(screen)  # then ``window.welcome`` / ``window.welcome_widget``
     return screen
 
 

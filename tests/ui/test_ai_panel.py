@@ -14,7 +14,6 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core.geometry import Geometry
-from medviewer.core.undo import UndoStack
 from medviewer.core.volume import Volume
 from medviewer.services.inference import InferenceService
 
@@ -57,8 +56,6 @@ def window(qtbot, service):
 
     window = MainWindow(persist_settings=False, enable_3d=False)
     qtbot.addWidget(window)
-    if getattr(window, "undo_stack", None) is None:  # the editing actions normally provide it
-        window.undo_stack = UndoStack()
     window.resize(1400, 800)
     window.show()
     panel = window.ai_panel
@@ -122,8 +119,8 @@ def test_segmentation_overlay_and_detection_boxes_appear(qtbot, window, artifact
     # A second run replaces the first result (default) instead of adding a layer...
     _run(qtbot, panel, "bright")
     assert len(document.label_maps) == 1
-    # ...and each applied result is one undo step on the window's history.
-    undo_stack = window.undo_stack
+    # ...and each applied result is one undo step of the study's history, without the editing part installed.
+    undo_stack = window.session.undo_stack
     replaced = document.label_maps[0]
     assert undo_stack.undo() and document.label_maps == [result.label_map]
     assert undo_stack.redo() and document.label_maps == [replaced]
@@ -156,6 +153,22 @@ def test_classification_probabilities_and_enhancement_series(qtbot, window):
         window.load_series(listed[-1])
     assert window.document.volume is result.volume
 
+
+
+def test_ctrl_z_undoes_a_model_result_whatever_was_installed_first(qtbot, window, tmp_path, monkeypatch):
+    """The AI panel is built with the window, the editing part afterwards: both use the session's history."""
+    from medviewer.ui import edit_actions
+
+    monkeypatch.setattr(edit_actions, "ask_unsaved_changes", lambda parent: "discard")
+    editing = edit_actions.install_editing(window, recovery_root=tmp_path / "recovery", autosave=False)
+    panel = window.ai_panel_for_test
+    result = _run(qtbot, panel, "bright")
+    assert window.document.label_maps == [result.label_map]
+    assert editing.undo_action.isEnabled() and editing.undo_action.text() == f"&Undo Add {result.label_map.name}"
+    editing.undo_action.trigger()
+    assert window.document.label_maps == []
+    editing.redo_action.trigger()
+    assert window.document.label_maps == [result.label_map]
 
 
 def _slow_package(tmp_path: Path):

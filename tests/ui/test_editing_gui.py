@@ -79,7 +79,7 @@ def test_paint_drag_shows_overlay_and_undo_redo(window, qtbot, artifacts_dir):
     # label 1's colour (128, 174, 128) blended over the grey: green now dominates
     assert after.green() - after.red() > 10 and after.green() - after.blue() > 10
     window.save_screenshot(artifacts_dir / "editing_paint.png")
-    assert window.undo_stack.count == 1 and document.modified
+    assert window.session.undo_stack.count == 1 and document.modified
 
     assert editing.undo_action.isEnabled() and not editing.redo_action.isEnabled()
     editing.undo_action.trigger()
@@ -163,7 +163,7 @@ def test_polygon_and_operations_from_menus(window, qtbot, monkeypatch):
     # draw the same square two slices away and fill between them from the operation action
     document.edit_labels(document.active_label_map, np.s_[k + 4:k + 5, 31:41, 31:41], 1)
     handle = editing.run_operation("fill_between_slices")  # computed on a worker thread
-    qtbot.waitUntil(lambda: window.undo_stack.undo_text == "Fill between slices", timeout=10000)
+    qtbot.waitUntil(lambda: window.session.undo_stack.undo_text == "Fill between slices", timeout=10000)
     assert handle.is_done
     assert all((labels[s] == 1).sum() == 100 for s in range(k, k + 5))
     # grow from seeds needs two labels: a clear message, no change

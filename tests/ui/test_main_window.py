@@ -216,6 +216,8 @@ def test_drop_a_dicom_seg_puts_it_over_the_open_series(viewer, qtbot, tmp_path):
     data.setUrls([QUrl.fromLocalFile(str(seg_path))])
     viewer.dropEvent(QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
                                 Qt.KeyboardModifier.NoModifier))
+    assert document.label_maps == []  # read in the background, not on the UI thread
+    qtbot.waitUntil(lambda: len(document.label_maps) == 1, timeout=20000)
     assert viewer.document is document  # the image stays; the SEG is a new layer over it
     (layer,) = document.label_maps
     assert layer.source == "DICOM SEG" and layer.voxel_count(1) == 202 and layer.voxel_count(2) == 20

@@ -60,6 +60,7 @@ from medviewer.core.detection import Detection, DetectionStatus  # noqa: E402
 from medviewer.core.document import Document, Region  # noqa: E402
 from medviewer.core.labels import LabelMap, default_color  # noqa: E402
 from medviewer.core.volume import percentile_window  # noqa: E402
+from medviewer.services.workspace import QUALITY_BEST, QUALITY_FAST, DisplayModel, VolumeDisplay  # noqa: E402
 from medviewer.ui import overlay_colors  # noqa: E402
 from medviewer.ui.jobs import JobQueue  # noqa: E402
 from medviewer.ui.overlay_colors import unit_rgb  # noqa: E402
@@ -85,8 +86,6 @@ CAMERA_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
     "I": ((0.0, 0.0, -1.0), (0.0, -1.0, 0.0)),
 }
 
-QUALITY_FAST = "fast"
-QUALITY_BEST = "best"
 
 #: Milliseconds without changes before label surfaces are rebuilt.
 SURFACE_DEBOUNCE_MS = 250
@@ -139,6 +138,10 @@ class VolumeView(QWidget):
     opengl:
         ``None`` (default) runs the real capability check; ``False`` forces the
         no-OpenGL message (as does ``MEDVIEWER_DISABLE_3D=1``); ``True`` skips the check.
+    display:
+        The display model it draws from, the slice views' one in the main window (layer
+        visibility, 3D preset, quality, surfaces); the view keeps no display state of its own.
+        Default: a model of its own.
     """
 
     #: label surfaces were (re)built and are in the scene
@@ -146,8 +149,9 @@ class VolumeView(QWidget):
     #: a click picked a world position (LPS mm, np.ndarray of 3); the cursor moved there
     picked = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None, *, opengl: bool | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, opengl: bool | None = None, display: DisplayModel | None = None) -> None:
         super().__init__(parent)
+        self.display = display if display is not None else DisplayModel()
         if opengl is None:
             status = opengl_status()
         elif opengl:
@@ -164,13 +168,7 @@ class VolumeView(QWidget):
         if not status.available:
             self._build_message(layout, status.reason)
             return
-        self._preset_name = PRESETS["CT bone"].name
-        self._opacity_shift = 0.0
-        self._shading = True
-        self._quality = QUALITY_FAST
-        self._surfaces_visible = True
-        self._surface_opacity = 1.0
-        self._hidden_labels: set[tuple[int, int]] = set()  # (id(label_map), value)
+        self._default_preset = PRESETS["CT bone"].name  # the open volume's, when the display names none
         self._layers: dict[int, _SurfaceLayer] = {}
         self._window = (0.0, 1.0)
         self._interacting = False
@@ -192,6 +190,9 @@ class VolumeView(QWidget):
         self._refine_timer.setSingleShot(True)
         self._refine_timer.setInterval(REFINE_DELAY_MS)
         self._refine_timer.timeout.connect(self._render_full_quality)
+        self.display.volume_display_changed.connect(self._on_volume_display_changed)
+        self.display.label_display_changed.connect(self._on_label_display_changed)
+        self._on_volume_display_changed(self.display.volume)
         app = QApplication.instance()
         if app is not None:
             # A weak reference: the application must not keep closed views alive.
@@ -537,19 +538,10 @@ class VolumeView(QWidget):
             self.volume.SetUserMatrix(direction_origin_matrix(geometry))
             self._load_preview(volume.array, geometry)
             self.notice.SetInput("")
-        name = default_preset_name(volume.modality, volume.metadata.units)
-        self._preset_name = name
-        self._opacity_shift = 0.0
-        self._shading = PRESETS[name].shade
-        for widget, setter in (
-            (self.preset_combo, lambda: self.preset_combo.setCurrentText(name)),
-            (self.shift_slider, lambda: self.shift_slider.setValue(0)),
-            (self.shading_check, lambda: self.shading_check.setChecked(self._shading)),
-        ):
-            widget.blockSignals(True)
-            setter()
-            widget.blockSignals(False)
-        self._apply_volume_settings()
+        self._default_preset = default_preset_name(volume.modality, volume.metadata.units)
+        # A new volume starts from its modality's preset (a session's display model is reset already).
+        self.display.set_volume_display(preset=None, opacity_shift=0.0, shading=None)
+        self._on_volume_display_changed(self.display.volume)
         spacing = np.asarray(geometry.spacing)
         low, high = geometry.world_bounds()
         radius = max(0.006 * float(np.linalg.norm(high - low)), 1.0 * float(spacing.min()))
@@ -572,7 +564,7 @@ class VolumeView(QWidget):
     def _show_volume(self, preview: bool) -> None:
         """Draw the decimated twin (when there is one) or the full volume."""
         has_volume = self._document is not None and not self._document.geometry.is_2d
-        visible = has_volume and self.volume_check.isChecked()
+        visible = has_volume and self.display.volume.volume_visible
         self._showing_preview = preview and self._has_preview
         self.preview_volume.SetVisibility(visible and self._showing_preview)
         self.volume.SetVisibility(visible and not self._showing_preview)
@@ -594,48 +586,65 @@ class VolumeView(QWidget):
         if not fast:
             self._show_volume(preview=False)
 
-    def set_preset(self, name: str) -> None:
-        """Switch the volume rendering preset (a name from ``PRESETS``)."""
-        if not self.available:
+    # The display model holds the options; these setters change it and the view follows its event.
+    @property
+    def _preset_name(self) -> str:
+        return self.display.volume.preset or self._default_preset
+
+    @property
+    def _opacity_shift(self) -> float:
+        return self.display.volume.opacity_shift
+
+    @property
+    def _shading(self) -> bool:
+        shading = self.display.volume.shading
+        return PRESETS[self._preset_name].shade if shading is None else shading
+
+    @property
+    def _quality(self) -> str:
+        return self.display.volume.quality
+
+    def _on_volume_display_changed(self, _volume: VolumeDisplay) -> None:
+        if not self.available or self._shut_down:
             return
-        if name not in PRESETS:
-            raise ValueError(f"unknown 3D preset {name!r}; known: {', '.join(PRESETS)}")
-        self._preset_name = name
-        self._shading = PRESETS[name].shade
+        options = self.display.volume
         for widget, setter in (
-            (self.preset_combo, lambda: self.preset_combo.setCurrentText(name)),
+            (self.preset_combo, lambda: self.preset_combo.setCurrentText(self._preset_name)),
+            (self.shift_slider, lambda: self.shift_slider.setValue(int(round(options.opacity_shift * 100)))),
             (self.shading_check, lambda: self.shading_check.setChecked(self._shading)),
+            (self.quality_combo, lambda: self.quality_combo.setCurrentIndex(self.quality_combo.findData(options.quality))),
+            (self.volume_check, lambda: self.volume_check.setChecked(options.volume_visible)),
+            (self.surfaces_check, lambda: self.surfaces_check.setChecked(options.surfaces_visible)),
+            (self.surface_opacity_slider, lambda: self.surface_opacity_slider.setValue(int(round(options.surface_opacity * 100)))),
         ):
             widget.blockSignals(True)
             setter()
             widget.blockSignals(False)
         self._apply_volume_settings()
-        self.request_render()
+        self._show_volume(preview=getattr(self, "_showing_preview", False))
+        self._restyle_all()
+
+    def _on_label_display_changed(self, _label_map: LabelMap) -> None:
+        if self.available and not self._shut_down:
+            self._restyle_all()
+
+    def set_preset(self, name: str) -> None:
+        """Switch the volume rendering preset (a name from ``PRESETS``); shading becomes the preset's."""
+        if not self.available:
+            return
+        if name not in PRESETS:
+            raise ValueError(f"unknown 3D preset {name!r}; known: {', '.join(PRESETS)}")
+        self.display.set_volume_display(preset=name, shading=None)
 
     def set_opacity_shift(self, shift: float) -> None:
         """Move the opacity and colour ramps: -1..1 of the preset's shift range."""
-        if not self.available:
-            return
-        self._opacity_shift = float(np.clip(shift, -1.0, 1.0))
-        value = int(round(self._opacity_shift * 100))
-        if self.shift_slider.value() != value:
-            self.shift_slider.blockSignals(True)
-            self.shift_slider.setValue(value)
-            self.shift_slider.blockSignals(False)
-        self._apply_volume_settings()
-        self.request_render()
+        if self.available:
+            self.display.set_volume_display(opacity_shift=shift)
 
     def set_shading(self, on: bool) -> None:
         """Gradient lighting of the volume on or off."""
-        if not self.available:
-            return
-        self._shading = bool(on)
-        if self.shading_check.isChecked() != self._shading:
-            self.shading_check.blockSignals(True)
-            self.shading_check.setChecked(self._shading)
-            self.shading_check.blockSignals(False)
-        self.volume_property.SetShade(self._shading)
-        self.request_render()
+        if self.available:
+            self.display.set_volume_display(shading=bool(on))
 
     def set_quality(self, quality: str) -> None:
         """``"fast"``: coarser sampling and no shading while the camera moves; ``"best"``: always full quality."""
@@ -643,23 +652,11 @@ class VolumeView(QWidget):
             return
         if quality not in (QUALITY_FAST, QUALITY_BEST):
             raise ValueError(f"quality must be '{QUALITY_FAST}' or '{QUALITY_BEST}', got {quality!r}")
-        self._quality = quality
-        index = self.quality_combo.findData(quality)
-        if self.quality_combo.currentIndex() != index:
-            self.quality_combo.blockSignals(True)
-            self.quality_combo.setCurrentIndex(index)
-            self.quality_combo.blockSignals(False)
-        self._apply_quality()
-        self.request_render()
+        self.display.set_volume_display(quality=quality)
 
     def set_volume_visible(self, visible: bool) -> None:
-        if not self.available:
-            return
-        if self.volume_check.isChecked() != bool(visible):
-            self.volume_check.setChecked(bool(visible))
-            return
-        self._show_volume(preview=self._showing_preview)
-        self.request_render()
+        if self.available:
+            self.display.set_volume_display(volume_visible=visible)
 
     # ================================================================== camera
     def set_camera_preset(self, letter: str, render: bool = True) -> None:
@@ -991,12 +988,11 @@ class VolumeView(QWidget):
         table_visible = info.visible if info is not None else True
         prop = actor.GetProperty()
         prop.SetColor(*(c / 255.0 for c in color))
-        prop.SetOpacity(self._surface_opacity)
+        prop.SetOpacity(self.display.volume.surface_opacity)
         prop.SetSpecular(0.2)
         prop.SetSpecularPower(20.0)
-        actor.SetVisibility(
-            self._surfaces_visible and table_visible and (id(layer.label_map), value) not in self._hidden_labels
-        )
+        # Hidden in the Layers panel, surfaces off, or this label's surface hidden: not drawn.
+        actor.SetVisibility(table_visible and self.display.surface_visible(layer.label_map, value))
 
     def _remove_layer(self, key: int) -> None:
         layer = self._layers.pop(key)
@@ -1012,36 +1008,18 @@ class VolumeView(QWidget):
 
     def set_surfaces_visible(self, visible: bool) -> None:
         """Show or hide every label surface."""
-        if not self.available:
-            return
-        if self.surfaces_check.isChecked() != bool(visible):
-            self.surfaces_check.setChecked(bool(visible))
-            return
-        self._surfaces_visible = bool(visible)
-        self._restyle_all()
+        if self.available:
+            self.display.set_volume_display(surfaces_visible=visible)
 
     def set_surface_opacity(self, opacity: float) -> None:
         """Opacity (0.1..1) of every label surface."""
-        if not self.available:
-            return
-        self._surface_opacity = float(np.clip(opacity, 0.1, 1.0))
-        value = int(round(self._surface_opacity * 100))
-        if self.surface_opacity_slider.value() != value:
-            self.surface_opacity_slider.blockSignals(True)
-            self.surface_opacity_slider.setValue(value)
-            self.surface_opacity_slider.blockSignals(False)
-        self._restyle_all()
+        if self.available:
+            self.display.set_volume_display(surface_opacity=opacity)
 
     def set_label_surface_visible(self, label_map: LabelMap, value: int, visible: bool) -> None:
-        """Show or hide one label's surface in this view only (the label table is untouched)."""
-        if not self.available:
-            return
-        key = (id(label_map), int(value))
-        if visible:
-            self._hidden_labels.discard(key)
-        else:
-            self._hidden_labels.add(key)
-        self._restyle_all()
+        """Show or hide one label's surface in 3D only (the slice views and the label table are untouched)."""
+        if self.available:
+            self.display.set_surface_visible(label_map, value, visible)
 
     def is_label_surface_visible(self, label_map: LabelMap, value: int) -> bool:
         """Whether the surface of ``value`` exists and is drawn."""
@@ -1070,7 +1048,7 @@ class VolumeView(QWidget):
                 name = info.name if info is not None else f"Label {value}"
                 action = QAction(f"{name}  ({label_map.name})", self.labels_menu)
                 action.setCheckable(True)
-                action.setChecked((id(label_map), value) not in self._hidden_labels)
+                action.setChecked(value not in self.display.label_display(label_map).hidden_surfaces)
                 action.toggled.connect(
                     lambda checked, label_map=label_map, value=value: self.set_label_surface_visible(
                         label_map, value, checked
@@ -1111,6 +1089,8 @@ class VolumeView(QWidget):
         self._jobs.shutdown(5000)
         if self._document is not None:
             self._disconnect(self._document)
+        self.display.volume_display_changed.disconnect(self._on_volume_display_changed)
+        self.display.label_display_changed.disconnect(self._on_label_display_changed)
         self._clear_surfaces()
         try:
             self.vtk_widget.removeEventFilter(self)
