@@ -26,12 +26,13 @@ from monai.inferers import sliding_window_inference
 
 from medviewer.ai import devices
 from medviewer.ai.manifest import ModelManifest, load_manifest
+from medviewer.ai.network_output import check_network_output
 from medviewer.ai.postprocess import detections_from_heatmaps, keep_largest_components, labels_from_logits, sigmoid, softmax
 from medviewer.ai.preprocess import PreparedInput, prepare_input, resample_image, resample_labels
 from medviewer.ai.registry import ModelPackage
 from medviewer.ai.results import InferenceOptions, InferenceResult
-from medviewer.ai.runtime import Predictor, load_predictor
-from medviewer.core.errors import ModelError
+from medviewer.ai.runtime import Predictor, error_reason, load_predictor
+from medviewer.core.errors import ModelError, OperationCancelled
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
@@ -76,6 +77,11 @@ def output_channels(manifest: ModelManifest) -> int:
     if manifest.task in ("detection", "classification"):
         return len(outputs.classes)
     return 1
+
+
+def model_label(manifest: ModelManifest) -> str:
+    """How error messages name a model: the ref the user types, and its title."""
+    return f"model {manifest.ref}" + (f" ({manifest.title})" if manifest.title else "")
 
 
 class ModelRunner:
@@ -186,12 +192,31 @@ class ModelRunner:
         use_autocast = options.mixed_precision and device.type == "cuda" and predictor.supports_autocast
         autocast = torch.autocast("cuda", dtype=torch.float16) if use_autocast else contextlib.nullcontext()
 
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            """The network on ``batch``; a failing forward or a bad output is a ``ModelError`` naming the model."""
+            try:
+                with autocast:
+                    out = predictor(batch)
+            except (OperationCancelled, ModelError):
+                raise
+            except Exception as error:  # noqa: BLE001 - the network is the package's code: any failure is the model's
+                if devices.is_out_of_memory(error):
+                    raise  # handled by _predict_with_fallback
+                raise ModelError(
+                    f"{model_label(self.manifest)}: the network failed on an input of shape {tuple(batch.shape)}: "
+                    f"{error_reason(error)}",
+                    self.package.folder,
+                ) from error
+            return check_network_output(
+                out, batch, output_channels(self.manifest), spatial=self.manifest.task != "classification",
+                model=model_label(self.manifest), folder=str(self.package.folder), mixed_precision=use_autocast,
+            ).float()
+
         if inference.mode == "whole":
             cancel.raise_if_cancelled()
-            with autocast:
-                output = predictor(image.to(device))
+            output = forward(image.to(device))
             progress(1.0, "")
-            return output.float().cpu().numpy()[0]
+            return output.cpu().numpy()[0]
 
         roi = fit_roi_to_image(tuple(inference.patch_size[::-1]), tuple(image.shape[2:]))  # manifest is (x, y, z)
         windows = count_windows(tuple(image.shape[2:]), roi, inference.overlap)
@@ -202,11 +227,10 @@ class ModelRunner:
         def predict_batch(window_batch: torch.Tensor) -> torch.Tensor:
             nonlocal done
             cancel.raise_if_cancelled()
-            with autocast:
-                out = predictor(window_batch)
+            out = forward(window_batch)
             done += 1
             progress(done / batches, f"{name}: window batch {done}/{batches}")
-            return out.float()
+            return out
 
         voxels = int(np.prod(image.shape[2:]))
         output_bytes = voxels * 4 * (output_channels(self.manifest) + 1)

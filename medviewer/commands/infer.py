@@ -43,12 +43,23 @@ def output_stem(path: str) -> str:
 
 
 def _list_models(registry) -> int:
+    refused = {}
+    for duplicate in registry.duplicates:
+        refused.setdefault(duplicate.used.folder, []).append(duplicate.package)
     for package in registry.packages:
-        manifest = package.manifest
-        print(f"{manifest.ref:28s} {manifest.task:15s} {','.join(manifest.modality):8s} {manifest.title} [{package.origin}]")
+        shown_folder = f" {package.folder}" if package.folder in refused else ""
+        print(_listing_line(package, f"[{package.origin}]{shown_folder}"))
+        for other in refused.get(package.folder, []):
+            print(_listing_line(other, f"[{other.origin}, NOT USED: same name and version as the {package.origin} "
+                                       f"package above, which comes first] {other.folder}"))
     for error in registry.errors:
         print(f"medviewer: warning: model not loaded: {error}", file=sys.stderr)
     return 0
+
+
+def _listing_line(package, note: str) -> str:
+    manifest = package.manifest
+    return f"{manifest.ref:28s} {manifest.task:15s} {','.join(manifest.modality):8s} {manifest.title} {note}"
 
 
 @command("infer", "run an AI model on one or more studies and write its results (labels, boxes, probabilities, images)",
@@ -67,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR
     service = InferenceService(registry)
     package = service.find(args.model)  # an unknown model is a user error: reported by the CLI
+    for duplicate in registry.duplicates:
+        if duplicate.used.folder == package.folder:  # say which copy runs when there are two
+            print(f"medviewer: warning: {package.ref} runs from {package.folder}; {duplicate.error()}", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     options = InferenceOptions(device=args.device, batch_size=args.batch_size)
@@ -84,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                                      bar.for_input(number, path))
             except MedviewerError as error:
                 failures += 1
-                bar.write(f"medviewer: error: {path}: {error}" if error.path is None else f"medviewer: error: {error}")
+                bar.write(f"medviewer: error: {error}" if _names_input(error, path) else f"medviewer: error: {path}: {error}")
                 continue
             for line in written:
                 bar.write(line)
@@ -94,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"medviewer infer: {failures} of {len(args.inputs)} input(s) failed", file=sys.stderr)
         return EXIT_USER_ERROR
     return 0
+
+
+def _names_input(error, path: str) -> bool:
+    """True when the error's own path already is the input (or a file in it), so it need not be repeated."""
+    if error.path is None:
+        return False
+    return Path(error.path).resolve().is_relative_to(Path(path).resolve())
 
 
 def _infer_one(service, package, path: str, series, prefix: Path, options, progress) -> list[str]:
