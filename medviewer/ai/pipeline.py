@@ -14,27 +14,23 @@ window batches, then on the CPU, and the user is told in ``InferenceResult.warni
 from __future__ import annotations
 
 import contextlib
-import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
 
 from medviewer.ai import devices
 from medviewer.ai.manifest import ModelManifest, load_manifest
 from medviewer.ai.network_output import check_network_output
-from medviewer.ai.postprocess import detections_from_heatmaps, keep_largest_components, labels_from_logits, sigmoid, softmax
-from medviewer.ai.preprocess import PreparedInput, prepare_input, resample_image, resample_labels
+from medviewer.ai.preprocess import PreparedInput, prepare_input
 from medviewer.ai.registry import ModelPackage
 from medviewer.ai.results import InferenceOptions, InferenceResult
 from medviewer.ai.runtime import Predictor, error_reason, load_predictor
+from medviewer.ai.tasks import task_hooks
 from medviewer.core.errors import ModelError, OperationCancelled
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
-from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
 
 #: Stitched outputs larger than this stay in main memory instead of on the accelerator.
@@ -44,14 +40,41 @@ OUTPUT_ON_DEVICE_LIMIT_BYTES = 1 << 30
 _PREPARE, _PREDICT, _FINISH = 0.1, 0.85, 1.0
 
 
+def count_window_batches(
+    image_size: tuple[int, ...], roi_size: tuple[int, ...], overlap: float, batch_size: int = 1
+) -> int:
+    """How many times MONAI's ``sliding_window_inference`` calls the network (batches of ``batch_size`` windows).
+
+    MONAI has no public function for its window layout, so this asks
+    ``sliding_window_inference`` itself: it runs on a "meta" tensor (shapes only, no
+    memory, no arithmetic) with a predictor that counts its calls. Milliseconds even for
+    a whole-body CT, and always what the real run does, whatever MONAI's version.
+    """
+    calls = 0
+
+    def count(window_batch: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        return window_batch
+
+    meta = torch.device("meta")
+    sliding_window_inference(
+        torch.empty((1, 1, *image_size), device=meta),
+        roi_size=roi_size,
+        sw_batch_size=batch_size,
+        predictor=count,
+        overlap=overlap,
+        mode="constant",
+        roi_weight_map=torch.ones(roi_size, device=meta),  # the weights are never used: skip computing them
+        sw_device=meta,
+        device=meta,
+    )
+    return calls
+
+
 def count_windows(image_size: tuple[int, ...], roi_size: tuple[int, ...], overlap: float) -> int:
     """Number of sliding windows MONAI uses for this image, ROI and overlap."""
-    padded = tuple(max(i, r) for i, r in zip(image_size, roi_size))
-    intervals = []
-    for size, roi in zip(padded, roi_size):
-        interval = roi if size == roi else int(roi * (1 - overlap))
-        intervals.append(interval if interval > 0 else 1)
-    return len(dense_patch_slices(padded, roi_size, tuple(intervals)))
+    return count_window_batches(image_size, roi_size, overlap, 1)
 
 
 def fit_roi_to_image(roi_size: tuple[int, ...], image_size: tuple[int, ...]) -> tuple[int, ...]:
@@ -71,12 +94,8 @@ def fit_roi_to_image(roi_size: tuple[int, ...], image_size: tuple[int, ...]) -> 
 
 
 def output_channels(manifest: ModelManifest) -> int:
-    outputs = manifest.outputs
-    if manifest.task == "segmentation":
-        return len(outputs.labels) + (1 if outputs.activation == "softmax" else 0)
-    if manifest.task in ("detection", "classification"):
-        return len(outputs.classes)
-    return 1
+    """Output channels the network must return for the manifest's ``outputs``."""
+    return task_hooks(manifest.task).output_channels(manifest.outputs)
 
 
 def model_label(manifest: ModelManifest) -> str:
@@ -208,7 +227,7 @@ class ModelRunner:
                     self.package.folder,
                 ) from error
             return check_network_output(
-                out, batch, output_channels(self.manifest), spatial=self.manifest.task != "classification",
+                out, batch, output_channels(self.manifest), spatial=task_hooks(self.manifest.task).spatial_output,
                 model=model_label(self.manifest), folder=str(self.package.folder), mixed_precision=use_autocast,
             ).float()
 
@@ -219,8 +238,7 @@ class ModelRunner:
             return output.cpu().numpy()[0]
 
         roi = fit_roi_to_image(tuple(inference.patch_size[::-1]), tuple(image.shape[2:]))  # manifest is (x, y, z)
-        windows = count_windows(tuple(image.shape[2:]), roi, inference.overlap)
-        batches = max(1, math.ceil(windows / batch_size))
+        batches = count_window_batches(tuple(image.shape[2:]), roi, inference.overlap, batch_size)
         done = 0
         name = self.manifest.display_name
 
@@ -250,48 +268,8 @@ class ModelRunner:
         return output[0].cpu().numpy()
 
     def _finish(self, output: np.ndarray, prepared: PreparedInput, volume: Volume, result: InferenceResult) -> None:
-        manifest = self.manifest
-        outputs = manifest.outputs
-        expected = output_channels(manifest)
-        if output.shape[0] != expected:
-            raise ModelError(
-                f"the network returned {output.shape[0]} output channels but the manifest's outputs need {expected}",
-                self.package.folder,
-            )
-        if manifest.task == "segmentation":
-            labels = labels_from_logits(output, outputs)
-            if outputs.keep_largest_component:
-                keep_largest_components(labels, outputs.keep_largest_component)
-            labels = resample_labels(labels, prepared.grid, volume.geometry)
-            table = LabelTable()
-            for label in outputs.labels:
-                table.add(label.value, label.name, label.color)
-            result.label_map = LabelMap(labels, volume.geometry, table, name=manifest.title or manifest.name,
-                                        source=result.source)
-        elif manifest.task == "detection":
-            result.detections = detections_from_heatmaps(
-                sigmoid(output), prepared.grid, volume.geometry, outputs, result.source
-            )
-        elif manifest.task == "classification":
-            logits = output.reshape(output.shape[0], -1).mean(axis=1) if output.ndim > 1 else output
-            probabilities = softmax(logits.astype(np.float64)) if outputs.activation == "softmax" else sigmoid(logits)
-            result.probabilities = {name: float(p) for name, p in zip(outputs.classes, probabilities)}
-        else:
-            result.volume = self._enhanced_volume(output[0], prepared, volume, result)
-
-    def _enhanced_volume(self, output: np.ndarray, prepared: PreparedInput, volume: Volume, result: InferenceResult) -> Volume:
-        outputs = self.manifest.outputs
-        values = prepared.intensity.invert(output) if outputs.denormalize else output.astype(np.float32)
-        values = resample_image(values, prepared.grid, volume.geometry, antialias=False)
-        if outputs.value_range is not None:
-            np.clip(values, outputs.value_range[0], outputs.value_range[1], out=values)
-        if np.issubdtype(volume.array.dtype, np.integer):
-            info = np.iinfo(volume.array.dtype)
-            values = np.clip(np.rint(values), info.min, info.max).astype(volume.array.dtype)
-        description = f"{volume.metadata.series_description or volume.name} - {outputs.image_name} ({result.source})"
-        metadata = replace(volume.metadata, series_description=description, warnings=list(volume.metadata.warnings),
-                           extra={**volume.metadata.extra, "derived_from_model": result.source})
-        return Volume(values, volume.geometry, modality=volume.modality, metadata=metadata, name=description)
+        """The task's result stage: labels, boxes, probabilities or an image on the input's grid."""
+        task_hooks(self.manifest.task).finish(output, prepared, volume, self.manifest, result)
 
 
 def _fit_to_size(array: np.ndarray, shape: tuple[int, int, int], fill: float) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from medviewer.ai.manifest import MANIFEST_NAME, MODEL_CARD_NAME, ModelManifest, load_manifest, version_key
+from medviewer.ai.tasks import Task
 from medviewer.core.errors import ModelError
 from medviewer.core.paths import config_dir, resources_dir, user_models_dir
 from medviewer.io.atomic import atomic_write_text
@@ -77,7 +78,7 @@ class ModelPackage:
         return self.manifest.ref
 
     @property
-    def task(self) -> str:
+    def task(self) -> Task:
         return self.manifest.task
 
     @property
@@ -204,7 +205,7 @@ class ModelRegistry:
             )
         raise ModelError(f"model '{name}' has no version {version} (available: {available})")
 
-    def for_modality(self, modality: str, task: str | None = None, all_versions: bool = False) -> list[ModelPackage]:
+    def for_modality(self, modality: str, task: Task | str | None = None, all_versions: bool = False) -> list[ModelPackage]:
         """Packages meant for ``modality`` (and ``task`` if given); newest version of each name by default."""
         pool = self.packages if all_versions else self.latest()
         return [

@@ -1,6 +1,7 @@
 """``medviewer infer --model NAME[:VERSION] INPUT... --out DIR``: run a model on many studies without a display.
 
-For each input (a DICOM folder or an image file) it writes, into DIR:
+For each input (a DICOM folder or an image file) it writes, into DIR (each task's
+writer in ``medviewer.ai.tasks``):
 
 * segmentation: ``<input>_<model>_labels.nii.gz`` on the input's own grid;
 * detection: ``<input>_<model>_detections.json`` (boxes in world LPS mm and voxel indices);
@@ -119,41 +120,16 @@ def _names_input(error, path: str) -> bool:
 
 def _infer_one(service, package, path: str, series, prefix: Path, options, progress) -> list[str]:
     """Load ``path``, run the model, write its outputs beside ``prefix``; returns lines to print."""
+    from medviewer.ai.tasks import task_hooks
     from medviewer.core.jobs import scaled_progress
-    from medviewer.io import write_label_map, write_volume
-    from medviewer.io.atomic import atomic_write_text
     from medviewer.services.open_study import open_path
 
     volume, _series, _found = open_path(path, series, scaled_progress(progress, 0.0, 0.2))
     result = service.run(package, volume, scaled_progress(progress, 0.2, 1.0), options=options)
     lines = [f"medviewer: warning: {path}: {w}" for w in result.warnings]
-    geometry = volume.geometry
     header = {"model": package.ref, "model_title": package.manifest.title, "input": str(path),
-              "device": result.device, "seconds": round(result.seconds, 3), "geometry": geometry.to_dict()}
-    if result.label_map is not None:
-        target = prefix.with_name(prefix.name + "_labels.nii.gz")
-        write_label_map(result.label_map, target)
-        table = {value: info.name for value, info in result.label_map.table.items()}
-        counts = {table[v]: result.label_map.voxel_count(v) for v in result.label_map.present_values() if v in table}
-        atomic_write_text(target.with_name(prefix.name + "_labels.json"),
-                          json.dumps({**header, "labels": result.label_map.table.to_dict(), "voxel_counts": counts},
-                                     indent=2) + "\n")
-        lines.append(f"wrote {target} ({', '.join(f'{n}: {c} voxels' for n, c in counts.items()) or 'no labels found'})")
-    if package.task == "detection":
-        target = prefix.with_name(prefix.name + "_detections.json")
-        detections = [d.to_dict(geometry) for d in result.detections]
-        atomic_write_text(target, json.dumps({**header, "detections": detections}, indent=2) + "\n")
-        lines.append(f"wrote {target} ({len(detections)} detection(s))")
-    if package.task == "classification":
-        target = prefix.with_name(prefix.name + "_probabilities.json")
-        atomic_write_text(target, json.dumps({**header, "probabilities": result.probabilities}, indent=2) + "\n")
-        best = max(result.probabilities.items(), key=lambda kv: kv[1])
-        lines.append(f"wrote {target} (most likely {best[0]}: {best[1]:.3f})")
-    if result.volume is not None:
-        target = prefix.with_name(f"{prefix.name}_{output_stem(package.manifest.outputs.image_name)}.nii.gz")
-        write_volume(result.volume, target)
-        lines.append(f"wrote {target}")
-    return lines
+              "device": result.device, "seconds": round(result.seconds, 3), "geometry": volume.geometry.to_dict()}
+    return lines + task_hooks(package.task).write(result, prefix, header, package.manifest, volume.geometry)
 
 
 class _ProgressBar:
