@@ -1,6 +1,7 @@
 """Tasks are an enum with one hooks table; the progress count is MONAI's own window count."""
 
 import json
+import time
 from dataclasses import fields
 
 import numpy as np
@@ -73,10 +74,24 @@ CASES = [
 ]
 
 
+_RANDOM = np.random.default_rng(12)
+CASES += [
+    (tuple(int(v) for v in _RANDOM.integers(3, 41, 3)), tuple(int(v) for v in _RANDOM.integers(2, 25, 3)),
+     float(_RANDOM.choice([0.0, 0.1, 0.25, 0.5, 0.6, 0.75, 0.9])), int(_RANDOM.integers(1, 7)))
+    for _ in range(30)
+]
+
+
 @pytest.mark.parametrize("shape, roi, overlap, batch_size", CASES)
 def test_window_batches_equal_monais_predictor_calls(shape, roi, overlap, batch_size):
     calls = _monai_predictor_calls(shape, roi, overlap, batch_size)
     assert count_window_batches(shape, roi, overlap, batch_size) == len(calls)
+
+
+def test_counting_the_windows_of_a_large_ct_is_quick():
+    started = time.perf_counter()
+    assert count_window_batches((300, 512, 512), (16, 16, 16), 0.25, 2) == 23113  # 25 x 43 x 43 windows, 2 per call
+    assert time.perf_counter() - started < 2.0  # running the whole grid (even on a meta tensor) took 10 s
 
 
 class CountingPredictor(TorchPredictor):
