@@ -19,15 +19,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from medviewer.ai.tasks import Task, task_hooks
 from medviewer.core.errors import ModelError
-from medviewer.core.labels import default_color
 from medviewer.io.atomic import atomic_write_text
 
 MANIFEST_NAME = "model.json"
 MODEL_CARD_NAME = "MODEL_CARD.md"
 FORMAT_VERSION = 1
 
-TASKS = ("segmentation", "detection", "classification", "enhancement")
+TASKS = tuple(task.value for task in Task)
 RUNTIMES = ("builtin", "torchscript", "onnx")
 NORMALIZATIONS = ("ct_window", "zscore", "percentile", "none")
 INFERENCE_MODES = ("sliding_window", "whole")
@@ -330,82 +330,12 @@ class OutputSpec:
     value_range: tuple[float, float] | None = None
 
     @classmethod
-    def parse(cls, fields: _Fields, task: str) -> "OutputSpec":
-        if task == "segmentation":
-            labels = []
-            for item in fields.objects("labels"):
-                value = item.integer("value", low=1)
-                if value > 65535:
-                    item.fail("value", f"must be <= 65535, got {value}")
-                color = item.numbers("color", 3, integer=True, required=False)
-                if color is not None and not all(0 <= c <= 255 for c in color):
-                    item.fail("color", f"must be 3 integers 0..255, got {list(color)}")
-                labels.append(LabelSpec(value, item.string("name"), tuple(color) if color else default_color(value)))
-            values = [label.value for label in labels]
-            if len(set(values)) != len(values):
-                fields.fail("labels", f"has repeated label values {values}")
-            activation = fields.string("activation", "softmax", choices=ACTIVATIONS)
-            keep = fields.data.get("keep_largest_component", [])
-            if keep is True:
-                keep = values
-            if keep is False or keep is None:
-                keep = []
-            if not isinstance(keep, list) or not all(isinstance(v, int) and v in values for v in keep):
-                fields.fail("keep_largest_component", f"must be true, false or a list of label values from 'labels', got {_short(keep)}")
-            return cls(
-                labels=tuple(labels),
-                activation=activation,
-                threshold=fields.number("threshold", 0.5, low=0.0, high=1.0),
-                keep_largest_component=tuple(keep),
-            )
-        if task == "detection":
-            return cls(
-                classes=fields.strings("classes"),
-                activation="sigmoid",
-                probability_threshold=fields.number("probability_threshold", 0.5, low=0.0, high=1.0),
-                score_threshold=fields.number("score_threshold", 0.1, low=0.0, high=1.0),
-                nms_iou=fields.number("nms_iou", 0.1, low=0.0, high=1.0),
-                max_detections=fields.integer("max_detections", 50, low=1),
-                min_size_mm=fields.number("min_size_mm", 0.0, low=0.0),
-            )
-        if task == "classification":
-            return cls(
-                classes=fields.strings("classes"),
-                activation=fields.string("activation", "softmax", choices=("softmax", "sigmoid")),
-            )
-        value_range = fields.numbers("value_range", 2, required=False)
-        if value_range is not None and value_range[1] <= value_range[0]:
-            fields.fail("value_range", f"must be (low, high) with low < high, got {list(value_range)}")
-        return cls(
-            image_name=fields.string("image_name", "enhanced"),
-            denormalize=fields.boolean("denormalize", True),
-            value_range=value_range,
-        )
+    def parse(cls, fields: _Fields, task: Task | str) -> "OutputSpec":
+        """The ``outputs`` of a ``task`` model (each task reads its own fields: see ``medviewer.ai.tasks``)."""
+        return task_hooks(task).parse_outputs(fields)
 
-    def to_dict(self, task: str) -> dict:
-        if task == "segmentation":
-            return {
-                "labels": [{"value": l.value, "name": l.name, "color": list(l.color)} for l in self.labels],
-                "activation": self.activation,
-                "threshold": self.threshold,
-                "keep_largest_component": list(self.keep_largest_component),
-            }
-        if task == "detection":
-            return {
-                "classes": list(self.classes),
-                "probability_threshold": self.probability_threshold,
-                "score_threshold": self.score_threshold,
-                "nms_iou": self.nms_iou,
-                "max_detections": self.max_detections,
-                "min_size_mm": self.min_size_mm,
-            }
-        if task == "classification":
-            return {"classes": list(self.classes), "activation": self.activation}
-        return {
-            "image_name": self.image_name,
-            "denormalize": self.denormalize,
-            "value_range": list(self.value_range) if self.value_range else None,
-        }
+    def to_dict(self, task: Task | str) -> dict:
+        return task_hooks(task).outputs_to_dict(self)
 
     @property
     def label_values(self) -> tuple[int, ...]:
@@ -483,7 +413,7 @@ class ModelManifest:
 
     name: str
     version: str
-    task: str
+    task: Task
     modality: tuple[str, ...]
     input: InputSpec
     inference: InferenceSpec
@@ -493,6 +423,9 @@ class ModelManifest:
     title: str = ""
     description: str = ""
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task(self.task))  # a manifest built in code may pass the task's value
 
     @property
     def ref(self) -> str:
@@ -519,10 +452,10 @@ class ModelManifest:
         format_version = fields.integer("format_version", FORMAT_VERSION, low=1)
         if format_version > FORMAT_VERSION:
             fields.fail("format_version", f"is {format_version}; this medviewer reads up to {FORMAT_VERSION}")
-        task = fields.string("task", choices=TASKS)
+        task = Task(fields.string("task", choices=TASKS))
         inference = InferenceSpec.parse(fields.sub("inference"))
-        if task == "classification" and inference.mode != "whole":
-            fields.fail("inference.mode", "must be 'whole' for classification models")
+        if task_hooks(task).whole_image_only and inference.mode != "whole":
+            fields.fail("inference.mode", f"must be 'whole' for {task.value} models")
         return cls(
             name=fields.string("name", pattern=_NAME_PATTERN),
             version=fields.string("version", pattern=_VERSION_PATTERN),
@@ -545,7 +478,7 @@ class ModelManifest:
             "version": self.version,
             "title": self.title,
             "description": self.description,
-            "task": self.task,
+            "task": str(self.task),
             "modality": list(self.modality),
             "input": self.input.to_dict(),
             "inference": self.inference.to_dict(),

@@ -16,24 +16,22 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
 
 from medviewer.ai import devices
 from medviewer.ai.manifest import ModelManifest, load_manifest
-from medviewer.ai.postprocess import detections_from_heatmaps, keep_largest_components, labels_from_logits, sigmoid, softmax
-from medviewer.ai.preprocess import PreparedInput, prepare_input, resample_image, resample_labels
+from medviewer.ai.network_output import check_network_output
+from medviewer.ai.preprocess import PreparedInput, prepare_input
 from medviewer.ai.registry import ModelPackage
 from medviewer.ai.results import InferenceOptions, InferenceResult
-from medviewer.ai.runtime import Predictor, load_predictor
-from medviewer.core.errors import ModelError
+from medviewer.ai.runtime import Predictor, error_reason, load_predictor
+from medviewer.ai.tasks import task_hooks
+from medviewer.core.errors import ModelError, OperationCancelled
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
-from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
 
 #: Stitched outputs larger than this stay in main memory instead of on the accelerator.
@@ -43,14 +41,38 @@ OUTPUT_ON_DEVICE_LIMIT_BYTES = 1 << 30
 _PREPARE, _PREDICT, _FINISH = 0.1, 0.85, 1.0
 
 
+def count_window_batches(
+    image_size: tuple[int, ...], roi_size: tuple[int, ...], overlap: float, batch_size: int = 1
+) -> int:
+    """How many times MONAI's ``sliding_window_inference`` calls the network (batches of ``batch_size`` windows).
+
+    MONAI has no public function for its window layout, so ``sliding_window_inference``
+    itself is asked: its windows form a grid (``dense_patch_slices``), one row of starts
+    per axis, so the count per axis comes from running it on a 1-D row of that length
+    with a predictor that counts windows. That is microseconds per window, where running it
+    on the whole shape took seconds for a CT with small patches. The network gets
+    ``batch_size`` windows per call, the last call the rest.
+    """
+    windows = math.prod(_windows_along_axis(size, roi, overlap) for size, roi in zip(image_size, roi_size))
+    return max(1, math.ceil(windows / batch_size))
+
+
+def _windows_along_axis(size: int, roi: int, overlap: float) -> int:
+    windows = 0
+
+    def count(window_batch: torch.Tensor) -> torch.Tensor:
+        nonlocal windows
+        windows += window_batch.shape[0]
+        return window_batch
+
+    sliding_window_inference(torch.zeros((1, 1, size)), roi_size=(roi,), sw_batch_size=1, predictor=count,
+                             overlap=overlap, mode="constant")
+    return windows
+
+
 def count_windows(image_size: tuple[int, ...], roi_size: tuple[int, ...], overlap: float) -> int:
     """Number of sliding windows MONAI uses for this image, ROI and overlap."""
-    padded = tuple(max(i, r) for i, r in zip(image_size, roi_size))
-    intervals = []
-    for size, roi in zip(padded, roi_size):
-        interval = roi if size == roi else int(roi * (1 - overlap))
-        intervals.append(interval if interval > 0 else 1)
-    return len(dense_patch_slices(padded, roi_size, tuple(intervals)))
+    return count_window_batches(image_size, roi_size, overlap, 1)
 
 
 def fit_roi_to_image(roi_size: tuple[int, ...], image_size: tuple[int, ...]) -> tuple[int, ...]:
@@ -70,12 +92,13 @@ def fit_roi_to_image(roi_size: tuple[int, ...], image_size: tuple[int, ...]) -> 
 
 
 def output_channels(manifest: ModelManifest) -> int:
-    outputs = manifest.outputs
-    if manifest.task == "segmentation":
-        return len(outputs.labels) + (1 if outputs.activation == "softmax" else 0)
-    if manifest.task in ("detection", "classification"):
-        return len(outputs.classes)
-    return 1
+    """Output channels the network must return for the manifest's ``outputs``."""
+    return task_hooks(manifest.task).output_channels(manifest.outputs)
+
+
+def model_label(manifest: ModelManifest) -> str:
+    """How error messages name a model: the ref the user types, and its title."""
+    return f"model {manifest.ref}" + (f" ({manifest.title})" if manifest.title else "")
 
 
 class ModelRunner:
@@ -186,27 +209,44 @@ class ModelRunner:
         use_autocast = options.mixed_precision and device.type == "cuda" and predictor.supports_autocast
         autocast = torch.autocast("cuda", dtype=torch.float16) if use_autocast else contextlib.nullcontext()
 
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            """The network on ``batch``; a failing forward or a bad output is a ``ModelError`` naming the model."""
+            try:
+                with autocast:
+                    out = predictor(batch)
+            except (OperationCancelled, ModelError):
+                raise
+            except Exception as error:  # noqa: BLE001 - the network is the package's code: any failure is the model's
+                if devices.is_out_of_memory(error):
+                    raise  # handled by _predict_with_fallback
+                raise ModelError(
+                    f"{model_label(self.manifest)}: the network failed on an input of shape {tuple(batch.shape)}: "
+                    f"{error_reason(error)}",
+                    self.package.folder,
+                ) from error
+            return check_network_output(
+                out, batch, output_channels(self.manifest), spatial=task_hooks(self.manifest.task).spatial_output,
+                model=model_label(self.manifest), folder=str(self.package.folder), mixed_precision=use_autocast,
+            ).float()
+
         if inference.mode == "whole":
             cancel.raise_if_cancelled()
-            with autocast:
-                output = predictor(image.to(device))
+            output = forward(image.to(device))
             progress(1.0, "")
-            return output.float().cpu().numpy()[0]
+            return output.cpu().numpy()[0]
 
         roi = fit_roi_to_image(tuple(inference.patch_size[::-1]), tuple(image.shape[2:]))  # manifest is (x, y, z)
-        windows = count_windows(tuple(image.shape[2:]), roi, inference.overlap)
-        batches = max(1, math.ceil(windows / batch_size))
+        batches = count_window_batches(tuple(image.shape[2:]), roi, inference.overlap, batch_size)
         done = 0
         name = self.manifest.display_name
 
         def predict_batch(window_batch: torch.Tensor) -> torch.Tensor:
             nonlocal done
             cancel.raise_if_cancelled()
-            with autocast:
-                out = predictor(window_batch)
+            out = forward(window_batch)
             done += 1
             progress(done / batches, f"{name}: window batch {done}/{batches}")
-            return out.float()
+            return out
 
         voxels = int(np.prod(image.shape[2:]))
         output_bytes = voxels * 4 * (output_channels(self.manifest) + 1)
@@ -226,48 +266,8 @@ class ModelRunner:
         return output[0].cpu().numpy()
 
     def _finish(self, output: np.ndarray, prepared: PreparedInput, volume: Volume, result: InferenceResult) -> None:
-        manifest = self.manifest
-        outputs = manifest.outputs
-        expected = output_channels(manifest)
-        if output.shape[0] != expected:
-            raise ModelError(
-                f"the network returned {output.shape[0]} output channels but the manifest's outputs need {expected}",
-                self.package.folder,
-            )
-        if manifest.task == "segmentation":
-            labels = labels_from_logits(output, outputs)
-            if outputs.keep_largest_component:
-                keep_largest_components(labels, outputs.keep_largest_component)
-            labels = resample_labels(labels, prepared.grid, volume.geometry)
-            table = LabelTable()
-            for label in outputs.labels:
-                table.add(label.value, label.name, label.color)
-            result.label_map = LabelMap(labels, volume.geometry, table, name=manifest.title or manifest.name,
-                                        source=result.source)
-        elif manifest.task == "detection":
-            result.detections = detections_from_heatmaps(
-                sigmoid(output), prepared.grid, volume.geometry, outputs, result.source
-            )
-        elif manifest.task == "classification":
-            logits = output.reshape(output.shape[0], -1).mean(axis=1) if output.ndim > 1 else output
-            probabilities = softmax(logits.astype(np.float64)) if outputs.activation == "softmax" else sigmoid(logits)
-            result.probabilities = {name: float(p) for name, p in zip(outputs.classes, probabilities)}
-        else:
-            result.volume = self._enhanced_volume(output[0], prepared, volume, result)
-
-    def _enhanced_volume(self, output: np.ndarray, prepared: PreparedInput, volume: Volume, result: InferenceResult) -> Volume:
-        outputs = self.manifest.outputs
-        values = prepared.intensity.invert(output) if outputs.denormalize else output.astype(np.float32)
-        values = resample_image(values, prepared.grid, volume.geometry, antialias=False)
-        if outputs.value_range is not None:
-            np.clip(values, outputs.value_range[0], outputs.value_range[1], out=values)
-        if np.issubdtype(volume.array.dtype, np.integer):
-            info = np.iinfo(volume.array.dtype)
-            values = np.clip(np.rint(values), info.min, info.max).astype(volume.array.dtype)
-        description = f"{volume.metadata.series_description or volume.name} - {outputs.image_name} ({result.source})"
-        metadata = replace(volume.metadata, series_description=description, warnings=list(volume.metadata.warnings),
-                           extra={**volume.metadata.extra, "derived_from_model": result.source})
-        return Volume(values, volume.geometry, modality=volume.modality, metadata=metadata, name=description)
+        """The task's result stage: labels, boxes, probabilities or an image on the input's grid."""
+        task_hooks(self.manifest.task).finish(output, prepared, volume, self.manifest, result)
 
 
 def _fit_to_size(array: np.ndarray, shape: tuple[int, int, int], fill: float) -> np.ndarray:

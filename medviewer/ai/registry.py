@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from medviewer.ai.manifest import MANIFEST_NAME, MODEL_CARD_NAME, ModelManifest, load_manifest, version_key
+from medviewer.ai.tasks import Task
 from medviewer.core.errors import ModelError
 from medviewer.core.paths import config_dir, resources_dir, user_models_dir
 from medviewer.io.atomic import atomic_write_text
@@ -26,6 +27,34 @@ from medviewer.io.atomic import atomic_write_text
 #: Where the built-in packages live (a checkout's resources/, the installed package, the frozen app).
 BUILTIN_MODELS_DIR = resources_dir() / "models"
 _EXTRA_FOLDERS_FILE = "model_folders.json"
+
+
+@dataclass(frozen=True)
+class BrokenPackage:
+    """A ``model.json`` that could not be loaded, with the name it seems to carry (for ``find``'s message)."""
+
+    manifest_path: Path
+    error: ModelError
+    names: frozenset[str]
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class DuplicatePackage:
+    """A package refused because an earlier one in search order has its name and version."""
+
+    package: "ModelPackage"
+    used: "ModelPackage"
+
+    def error(self) -> ModelError:
+        used = self.used
+        return ModelError(
+            f"model {self.package.ref} ({self.package.origin}) is not used: the {used.origin} package in {used.folder} "
+            f"has the same name and version and is used, because it comes first in the search order (built-in models, "
+            f"added folders, your models folder); one name:version must mean one model, so give this copy "
+            f"another 'version' (or 'name') to use both",
+            self.package.folder,
+        )
 
 
 @dataclass(frozen=True)
@@ -49,7 +78,7 @@ class ModelPackage:
         return self.manifest.ref
 
     @property
-    def task(self) -> str:
+    def task(self) -> Task:
         return self.manifest.task
 
     @property
@@ -72,12 +101,15 @@ def parse_model_ref(ref: str) -> tuple[str, str | None]:
 
 
 class ModelRegistry:
-    """All model packages in a list of folders (later folders win when name and version repeat)."""
+    """All model packages in a list of folders (the first package of a name and version wins; see the module)."""
 
     def __init__(self, folders: Iterable[tuple[str | Path, str]] = ()) -> None:
         self._folders: list[tuple[Path, str]] = [(Path(f), origin) for f, origin in folders]
         self.packages: list[ModelPackage] = []
+        #: every problem to show the user: broken packages, then refused duplicates
         self.errors: list[ModelError] = []
+        self.broken: list[BrokenPackage] = []
+        self.duplicates: list[DuplicatePackage] = []
         self.refresh()
 
     @classmethod
@@ -111,19 +143,32 @@ class ModelRegistry:
         self.refresh()
 
     def refresh(self) -> None:
-        """Rescan every folder; broken packages go to ``errors``, the rest to ``packages``."""
+        """Rescan every folder; broken packages and refused duplicates go to ``errors``, the rest to ``packages``."""
         found: dict[tuple[str, str], ModelPackage] = {}
-        errors: list[ModelError] = []
+        broken: list[BrokenPackage] = []
+        duplicates: list[DuplicatePackage] = []
+        seen: set[Path] = set()
         for folder, origin in self._folders:
             for manifest_path in _manifest_paths(folder):
+                resolved = manifest_path.resolve()
+                if resolved in seen:  # the same package reached twice (a folder added twice, a link): not a duplicate
+                    continue
+                seen.add(resolved)
                 try:
                     manifest = load_manifest(manifest_path)
                 except ModelError as error:
-                    errors.append(error)
+                    broken.append(_broken_package(manifest_path, folder, error))
                     continue
-                found[(manifest.name, manifest.version)] = ModelPackage(manifest_path.parent, manifest, origin)
+                package = ModelPackage(manifest_path.parent, manifest, origin)
+                used = found.get((manifest.name, manifest.version))
+                if used is not None:
+                    duplicates.append(DuplicatePackage(package, used))
+                    continue
+                found[(manifest.name, manifest.version)] = package
         self.packages = sorted(found.values(), key=lambda p: (p.name, version_key(p.version)))
-        self.errors = errors
+        self.broken = broken
+        self.duplicates = duplicates
+        self.errors = [b.error for b in broken] + [d.error() for d in duplicates]
 
     # ------------------------------------------------------------------ queries
     def names(self) -> list[str]:
@@ -141,7 +186,10 @@ class ModelRegistry:
         """The package for ``"name"`` (newest version) or ``"name:version"``; ``ModelError`` when absent."""
         name, version = parse_model_ref(ref)
         candidates = self.versions(name)
+        broken = [b for b in self.broken if name in b.names and (version is None or b.version in (None, version))]
         if not candidates:
+            if broken:
+                raise ModelError(f"model '{name}' is unavailable: its package could not be loaded: {broken[0].error}")
             known = ", ".join(self.names()) or "none"
             raise ModelError(f"no model named '{name}' (available: {known})")
         if version is None:
@@ -149,17 +197,38 @@ class ModelRegistry:
         for package in candidates:
             if package.version == version:
                 return package
-        raise ModelError(
-            f"model '{name}' has no version {version} (available: {', '.join(p.version for p in candidates)})"
-        )
+        available = ", ".join(p.version for p in candidates)
+        if broken:
+            raise ModelError(
+                f"model {name}:{version} is unavailable: its package could not be loaded: {broken[0].error} "
+                f"(loaded versions: {available})"
+            )
+        raise ModelError(f"model '{name}' has no version {version} (available: {available})")
 
-    def for_modality(self, modality: str, task: str | None = None, all_versions: bool = False) -> list[ModelPackage]:
+    def for_modality(self, modality: str, task: Task | str | None = None, all_versions: bool = False) -> list[ModelPackage]:
         """Packages meant for ``modality`` (and ``task`` if given); newest version of each name by default."""
         pool = self.packages if all_versions else self.latest()
         return [
             package for package in pool
             if package.manifest.accepts_modality(modality) and (task is None or package.task == task)
         ]
+
+
+def _broken_package(manifest_path: Path, folder: Path, error: ModelError) -> BrokenPackage:
+    """What a broken package is called: its manifest's ``name`` if that much is readable, and its folder names."""
+    nested = manifest_path.parent.parent != folder  # the layout name/version/model.json
+    names = {manifest_path.parent.parent.name if nested else manifest_path.parent.name}
+    version = manifest_path.parent.name if nested else None
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict):
+        if isinstance(data.get("name"), str) and data["name"].strip():
+            names.add(data["name"].strip())
+        if isinstance(data.get("version"), str) and data["version"].strip():
+            version = data["version"].strip()
+    return BrokenPackage(manifest_path, error, frozenset(names), version)
 
 
 def _manifest_paths(folder: Path) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from medviewer.ai.tasks import Task
 from medviewer.core.detection import Detection
 from medviewer.core.labels import LabelMap
 from medviewer.core.volume import Volume
@@ -49,7 +50,7 @@ class InferenceResult:
 
     model_name: str
     model_version: str
-    task: str
+    task: Task
     label_map: LabelMap | None = None
     detections: list[Detection] = field(default_factory=list)
     probabilities: dict[str, float] = field(default_factory=dict)
@@ -57,6 +58,9 @@ class InferenceResult:
     warnings: list[str] = field(default_factory=list)
     device: str = "cpu"
     seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.task = Task(self.task)
 
     @property
     def source(self) -> str:

@@ -21,7 +21,11 @@ from medviewer.core.errors import ModelError
 
 
 class Predictor:
-    """A loaded network: ``predictor(batch)`` maps an (N, C, z, y, x) tensor to the network's output."""
+    """A loaded network: ``predictor(batch)`` maps an (N, C, z, y, x) tensor to the network's output.
+
+    The output is whatever the network returns; ``medviewer.ai.network_output`` checks
+    it before anything is built from it.
+    """
 
     #: whether autocast (mixed precision) may be used on CUDA
     supports_autocast = True
@@ -29,7 +33,7 @@ class Predictor:
     def to(self, device: torch.device) -> "Predictor":
         raise NotImplementedError
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: torch.Tensor) -> Any:
         raise NotImplementedError
 
 
@@ -45,11 +49,10 @@ class TorchPredictor(Predictor):
         self.device = torch.device(device)
         return self
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        output = self.module(batch)
-        if isinstance(output, (list, tuple)):  # deep-supervision networks return several heads
-            output = output[0]
-        return output
+    def __call__(self, batch: torch.Tensor) -> Any:
+        # Whatever the module returns (a tuple of deep-supervision heads included) is checked by
+        # the pipeline: guessing which element is the prediction would hide a packaging mistake.
+        return self.module(batch)
 
 
 class OnnxPredictor(Predictor):
@@ -92,6 +95,23 @@ class OnnxPredictor(Predictor):
         return torch.from_numpy(np.asarray(output, dtype=np.float32)).to(batch.device)
 
 
+def error_reason(error: BaseException) -> str:
+    """One line saying what went wrong: the exception's message, or what its type means when it has none.
+
+    TorchScript errors carry a traceback of the scripted code; their last line is the
+    actual exception ("builtins.RuntimeError: ...").
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        if isinstance(error, EOFError):
+            return "the file ends too early (it is truncated)"
+        return f"{type(error).__name__} without a message"
+    if "TorchScript" in lines[0] and len(lines) > 1:
+        return lines[-1].removeprefix("builtins.")
+    text = lines[0].split(" This is an internal miniz error")[0]  # torch's advice after it only repeats the point
+    return text if isinstance(error, (RuntimeError, OSError)) else f"{type(error).__name__}: {text}"
+
+
 def load_state_dict_safely(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a state-dict file, refusing anything that needs arbitrary unpickling."""
     try:
@@ -102,8 +122,8 @@ def load_state_dict_safely(path: Path) -> dict[str, torch.Tensor]:
             "save a plain state dict (model.state_dict()) or TorchScript instead",
             path,
         ) from error
-    except (RuntimeError, OSError, EOFError, ValueError) as error:
-        raise ModelError(f"cannot read the weights file: {error}", path) from error
+    except Exception as error:  # noqa: BLE001 - torch.load raises many types (EOFError, IndexError...) on damaged files
+        raise ModelError(f"cannot read the weights file {path.name}: {error_reason(error)}", path) from error
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -117,6 +137,8 @@ def load_predictor(manifest: ModelManifest, folder: Path) -> Predictor:
     path = Path(folder) / runtime.file
     if not path.is_file():
         raise ModelError(f"the weights file named in 'runtime.file' ({runtime.file}) is missing", folder)
+    if path.stat().st_size == 0:
+        raise ModelError(f"the weights file {runtime.file} is empty (0 bytes): the download or copy did not finish", path)
     if runtime.type == "builtin":
         module = build_architecture(runtime.architecture, runtime.arguments, str(Path(folder) / "model.json"))
         state = load_state_dict_safely(path)
@@ -135,8 +157,9 @@ def load_predictor(manifest: ModelManifest, folder: Path) -> Predictor:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in torch 2.10+, still supported
                 module = torch.jit.load(str(path), map_location="cpu")
-        except (RuntimeError, ValueError, OSError) as error:
-            raise ModelError(f"not a TorchScript file: {str(error).strip().splitlines()[0]}", path) from error
+        except Exception as error:  # noqa: BLE001 - torch.jit.load raises RuntimeError, ValueError, OSError...
+            raise ModelError(f"the weights file {path.name} is not a TorchScript file: {error_reason(error)}",
+                             path) from error
         return TorchPredictor(module)
     if runtime.type == "onnx":
         return OnnxPredictor(path)

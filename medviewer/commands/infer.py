@@ -1,6 +1,7 @@
 """``medviewer infer --model NAME[:VERSION] INPUT... --out DIR``: run a model on many studies without a display.
 
-For each input (a DICOM folder or an image file) it writes, into DIR:
+For each input (a DICOM folder or an image file) it writes, into DIR (each task's
+writer in ``medviewer.ai.tasks``):
 
 * segmentation: ``<input>_<model>_labels.nii.gz`` on the input's own grid;
 * detection: ``<input>_<model>_detections.json`` (boxes in world LPS mm and voxel indices);
@@ -43,12 +44,23 @@ def output_stem(path: str) -> str:
 
 
 def _list_models(registry) -> int:
+    refused = {}
+    for duplicate in registry.duplicates:
+        refused.setdefault(duplicate.used.folder, []).append(duplicate.package)
     for package in registry.packages:
-        manifest = package.manifest
-        print(f"{manifest.ref:28s} {manifest.task:15s} {','.join(manifest.modality):8s} {manifest.title} [{package.origin}]")
+        shown_folder = f" {package.folder}" if package.folder in refused else ""
+        print(_listing_line(package, f"[{package.origin}]{shown_folder}"))
+        for other in refused.get(package.folder, []):
+            print(_listing_line(other, f"[{other.origin}, NOT USED: same name and version as the {package.origin} "
+                                       f"package above, which comes first] {other.folder}"))
     for error in registry.errors:
         print(f"medviewer: warning: model not loaded: {error}", file=sys.stderr)
     return 0
+
+
+def _listing_line(package, note: str) -> str:
+    manifest = package.manifest
+    return f"{manifest.ref:28s} {manifest.task:15s} {','.join(manifest.modality):8s} {manifest.title} {note}"
 
 
 @command("infer", "run an AI model on one or more studies and write its results (labels, boxes, probabilities, images)",
@@ -67,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR
     service = InferenceService(registry)
     package = service.find(args.model)  # an unknown model is a user error: reported by the CLI
+    for duplicate in registry.duplicates:
+        if duplicate.used.folder == package.folder:  # say which copy runs when there are two
+            print(f"medviewer: warning: {package.ref} runs from {package.folder}; {duplicate.error()}", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     options = InferenceOptions(device=args.device, batch_size=args.batch_size)
@@ -84,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                                      bar.for_input(number, path))
             except MedviewerError as error:
                 failures += 1
-                bar.write(f"medviewer: error: {path}: {error}" if error.path is None else f"medviewer: error: {error}")
+                bar.write(f"medviewer: error: {error}" if _names_input(error, path) else f"medviewer: error: {path}: {error}")
                 continue
             for line in written:
                 bar.write(line)
@@ -96,43 +111,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names_input(error, path: str) -> bool:
+    """True when the error's own path already is the input (or a file in it), so it need not be repeated."""
+    if error.path is None:
+        return False
+    return Path(error.path).resolve().is_relative_to(Path(path).resolve())
+
+
 def _infer_one(service, package, path: str, series, prefix: Path, options, progress) -> list[str]:
     """Load ``path``, run the model, write its outputs beside ``prefix``; returns lines to print."""
+    from medviewer.ai.tasks import task_hooks
     from medviewer.core.jobs import scaled_progress
-    from medviewer.io import write_label_map, write_volume
-    from medviewer.io.atomic import atomic_write_text
     from medviewer.services.open_study import open_path
 
     volume, _series, _found = open_path(path, series, scaled_progress(progress, 0.0, 0.2))
     result = service.run(package, volume, scaled_progress(progress, 0.2, 1.0), options=options)
     lines = [f"medviewer: warning: {path}: {w}" for w in result.warnings]
-    geometry = volume.geometry
     header = {"model": package.ref, "model_title": package.manifest.title, "input": str(path),
-              "device": result.device, "seconds": round(result.seconds, 3), "geometry": geometry.to_dict()}
-    if result.label_map is not None:
-        target = prefix.with_name(prefix.name + "_labels.nii.gz")
-        write_label_map(result.label_map, target)
-        table = {value: info.name for value, info in result.label_map.table.items()}
-        counts = {table[v]: result.label_map.voxel_count(v) for v in result.label_map.present_values() if v in table}
-        atomic_write_text(target.with_name(prefix.name + "_labels.json"),
-                          json.dumps({**header, "labels": result.label_map.table.to_dict(), "voxel_counts": counts},
-                                     indent=2) + "\n")
-        lines.append(f"wrote {target} ({', '.join(f'{n}: {c} voxels' for n, c in counts.items()) or 'no labels found'})")
-    if package.task == "detection":
-        target = prefix.with_name(prefix.name + "_detections.json")
-        detections = [d.to_dict(geometry) for d in result.detections]
-        atomic_write_text(target, json.dumps({**header, "detections": detections}, indent=2) + "\n")
-        lines.append(f"wrote {target} ({len(detections)} detection(s))")
-    if package.task == "classification":
-        target = prefix.with_name(prefix.name + "_probabilities.json")
-        atomic_write_text(target, json.dumps({**header, "probabilities": result.probabilities}, indent=2) + "\n")
-        best = max(result.probabilities.items(), key=lambda kv: kv[1])
-        lines.append(f"wrote {target} (most likely {best[0]}: {best[1]:.3f})")
-    if result.volume is not None:
-        target = prefix.with_name(f"{prefix.name}_{output_stem(package.manifest.outputs.image_name)}.nii.gz")
-        write_volume(result.volume, target)
-        lines.append(f"wrote {target}")
-    return lines
+              "device": result.device, "seconds": round(result.seconds, 3), "geometry": volume.geometry.to_dict()}
+    return lines + task_hooks(package.task).write(result, prefix, header, package.manifest, volume.geometry)
 
 
 class _ProgressBar:

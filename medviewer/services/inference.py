@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from medviewer.ai.registry import ModelPackage, ModelRegistry
 from medviewer.ai.results import InferenceOptions, InferenceResult
+from medviewer.ai.tasks import Task
 from medviewer.core.detection import Detection, DetectionStatus
 from medviewer.core.document import Document
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, JobFunction, ProgressCallback
@@ -74,7 +75,7 @@ class InferenceService:
     def find(self, model: str | ModelPackage) -> ModelPackage:
         return model if isinstance(model, ModelPackage) else self.registry.find(model)
 
-    def models_for(self, modality: str, task: str | None = None) -> list[ModelPackage]:
+    def models_for(self, modality: str, task: Task | str | None = None) -> list[ModelPackage]:
         """The newest version of every model meant for ``modality``."""
         return self.registry.for_modality(modality, task)
 
@@ -178,7 +179,7 @@ def apply_result(
         command.redo()
         applied.label_map = new
         applied.command = command
-    if result.task == "detection":
+    if result.task == Task.DETECTION:  # even no boxes replace the model's earlier proposals
         before = capture_detections(document)
         prefix = f"{result.model_name} "
         if replace_previous:

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medviewer.ai.registry import ModelPackage, ModelRegistry
+from medviewer.ai.tasks import trainable_tasks
 from medviewer.ai.training import TrainingEvent, TrainingRequest, TrainingResult, TrainingSettings, no_events
 from medviewer.ai.training.config import EventCallback
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback
 from medviewer.core.paths import datasets_dir
 from medviewer.io.nnunet_dataset import list_datasets
 
-TRAINABLE_TASKS = ("segmentation", "detection")
+TRAINABLE_TASKS = trainable_tasks()
 
 
 def trainable_models(registry: ModelRegistry) -> list[ModelPackage]:

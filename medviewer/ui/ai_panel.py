@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.ai.registry import ModelPackage
 from medviewer.ai.results import InferenceOptions, InferenceResult
+from medviewer.ai.tasks import Task, task_hooks
 from medviewer.core.document import Document
 from medviewer.core.study import SeriesInfo
 from medviewer.core.volume import Volume
@@ -42,14 +43,6 @@ from medviewer.services.inference import InferenceService
 from medviewer.services.study_session import StudySession
 from medviewer.ui.dialogs import error_text, show_error
 from medviewer.ui.jobs import JobHandle, JobQueue, format_eta
-
-_TASK_NAMES = {
-    "segmentation": "segmentation",
-    "detection": "detection",
-    "classification": "classification",
-    "enhancement": "image enhancement",
-}
-
 
 class AIPanel(QWidget):
     """Lists models for the current series and runs them with progress, ETA and Cancel.
@@ -235,7 +228,7 @@ class AIPanel(QWidget):
         packages = self.service.models_for(modality) if self.document is not None else self.service.registry.latest()
         for package in packages:
             manifest = package.manifest
-            item = QListWidgetItem(f"{manifest.display_name} - {_TASK_NAMES[manifest.task]}")
+            item = QListWidgetItem(f"{manifest.display_name} - {task_hooks(manifest.task).title}")
             item.setData(Qt.ItemDataRole.UserRole, package)
             item.setToolTip(f"{manifest.ref} ({package.origin}): {package.folder}")
             self.models.addItem(item)
@@ -338,7 +331,7 @@ class AIPanel(QWidget):
             return
         session.apply_result(result, replace_previous=self.replace_previous.isChecked())  # one undo step
         summary = self._summarise(result)
-        if result.task == "classification":
+        if result.task == Task.CLASSIFICATION:
             self._show_probabilities(result.probabilities)
         if result.volume is not None:
             self._add_derived_series(result.volume)
@@ -380,9 +373,9 @@ class AIPanel(QWidget):
         if result.label_map is not None:
             names = [result.label_map.table[v].name for v in result.label_map.present_values() if v in result.label_map.table]
             return "labelled " + (", ".join(names) if names else "nothing")
-        if result.task == "detection":
+        if result.task == Task.DETECTION:
             return f"{len(result.detections)} detection(s)"
-        if result.task == "classification":
+        if result.task == Task.CLASSIFICATION:
             best = max(result.probabilities.items(), key=lambda kv: kv[1], default=("-", 0.0))
             return f"most likely {best[0]} ({best[1]:.0%})"
         return "derived image added to the study browser"

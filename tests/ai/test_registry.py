@@ -46,12 +46,18 @@ def test_versions_coexist_and_find(tmp_path):
         registry.find("nope")
 
 
-def test_later_folders_override_same_name_and_version(tmp_path):
+def test_first_folder_wins_same_name_and_version_and_the_other_is_reported(tmp_path):
     _write_manifest_only(tmp_path / "a" / "m", name="m", title="first")
     _write_manifest_only(tmp_path / "b" / "m", name="m", title="second")
     registry = ModelRegistry([(tmp_path / "a", "builtin"), (tmp_path / "b", "user")])
-    assert registry.find("m").manifest.title == "second"
-    assert registry.find("m").origin == "user"
+    assert registry.find("m").manifest.title == "first"
+    assert registry.find("m").origin == "builtin"
+    assert [p.folder for p in registry.packages] == [tmp_path / "a" / "m"]
+    (duplicate,) = registry.duplicates
+    assert duplicate.package.manifest.title == "second" and duplicate.used.folder == tmp_path / "a" / "m"
+    (error,) = registry.errors
+    assert error.path == str(tmp_path / "b" / "m") and str(tmp_path / "a" / "m") in error.message
+    assert error.message.startswith("model m:1.0.0 (user) is not used: the builtin package in")
 
 
 def test_default_registry_sees_user_models_and_remembered_folders(tmp_path, medviewer_home):

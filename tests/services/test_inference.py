@@ -101,3 +101,39 @@ def test_detections_replace_only_the_models_own_proposals(registry):
     undo.undo()
     undo.undo()
     assert document.detections == [manual]
+
+
+class _NaNDetector(ai_test_models.nn.Module):
+    def forward(self, x):
+        return x * float("nan")
+
+
+class _TupleSegmenter(ai_test_models.nn.Module):
+    def forward(self, x):
+        return (ai_test_models.torch.cat([x, x], dim=1) * 0.0, x)
+
+
+@pytest.mark.parametrize("task, network, piece", [
+    ("segmentation", _TupleSegmenter, "returned a tuple of 2 values"),
+    ("detection", _NaNDetector, "returned NaN values"),
+])
+def test_a_bad_model_output_is_a_message_and_nothing_is_applied(tmp_path, task, network, piece):
+    """What the AI panel does: run the job, apply its result; a model error must leave the study untouched."""
+    from medviewer.core.errors import ModelError
+
+    ai_test_models.write_package(tmp_path / "bad", task, name="badnet", network=network())
+    service = InferenceService(ModelRegistry([(tmp_path, "extra")]))
+    volume = ball_volume()
+    document = Document(volume)
+    manual = Detection((0, 0, 0), (5, 5, 5), source="manual")
+    document.set_detections([manual])
+    undo = UndoStack()
+    message = None
+    try:
+        result = service.job("badnet", volume)(lambda f, m="": None, CancelToken())
+        apply_result(document, result, undo)
+    except ModelError as error:
+        message = str(error)
+    assert message is not None and "model badnet:1.0.0" in message and piece in message
+    assert document.label_maps == [] and document.detections == [manual]
+    assert undo.count == 0

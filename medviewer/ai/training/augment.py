@@ -12,6 +12,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from medviewer.ai.tasks import Task
+
 _AXIS_OF_LETTER = {"z": 2, "y": 3, "x": 4}
 
 
@@ -27,7 +29,7 @@ def flip_axes_for(setting: str, task: str, label_names: Sequence[str]) -> tuple[
         return ()
     if setting == "auto":
         lateral = any(word in name.lower().split() for name in label_names for word in ("left", "right"))
-        return () if task == "segmentation" and lateral else (2, 3, 4)
+        return () if task == Task.SEGMENTATION and lateral else (2, 3, 4)
     unknown = set(setting) - set(_AXIS_OF_LETTER)
     if unknown:
         raise ValueError(f"flip axes must be 'auto', 'none' or letters from 'zyx', got {setting!r}")

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from medviewer.ai.tasks import Task
 from medviewer.core.errors import MedviewerError
 
 #: Value of the training target where a voxel's class is unknown (excluded from the loss).
@@ -238,7 +239,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def comparison_rows(task: str, before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """Rows comparing validation metrics before (base model) and after (new model)."""
     rows = []
-    if task == "segmentation":
+    if task == Task.SEGMENTATION:
         names = list(after.get("dice", {})) or list(before.get("dice", {}))
         for name in names:
             b, a = before.get("dice", {}).get(name), after.get("dice", {}).get(name)

@@ -21,6 +21,7 @@ import numpy as np
 
 from medviewer.ai.manifest import ModelManifest
 from medviewer.ai.preprocess import prepare_input, resample_labels
+from medviewer.ai.tasks import Task
 from medviewer.ai.training.config import IGNORE_VALUE
 from medviewer.core.detection import Detection, DetectionStatus
 from medviewer.core.errors import DatasetError
@@ -104,7 +105,7 @@ def segmentation_plan(dataset_labels: dict[str, int], manifest: ModelManifest) -
             "or train from scratch"
         )
     missing = [label.name for k, label in enumerate(model_labels, start=1) if k not in present]
-    return LabelPlan("segmentation", [l.name for l in model_labels], [l.value for l in model_labels], mapping, ignored, missing)
+    return LabelPlan(Task.SEGMENTATION, [l.name for l in model_labels], [l.value for l in model_labels], mapping, ignored, missing)
 
 
 def scratch_plan(dataset_labels: dict[str, int]) -> LabelPlan:
@@ -112,14 +113,14 @@ def scratch_plan(dataset_labels: dict[str, int]) -> LabelPlan:
     labels = sorted((v, n) for n, v in dataset_labels.items() if v != 0)
     if not labels:
         raise DatasetError("the dataset's dataset.json names no labels besides background")
-    return LabelPlan("segmentation", [n for _, n in labels], [v for v, _ in labels],
+    return LabelPlan(Task.SEGMENTATION, [n for _, n in labels], [v for v, _ in labels],
                      {v: k for k, (v, _) in enumerate(labels, start=1)})
 
 
 def detection_plan(manifest: ModelManifest) -> LabelPlan:
     """One target class per detection class (boxes are matched to classes by label name)."""
     classes = list(manifest.outputs.classes)
-    return LabelPlan("detection", classes, list(range(1, len(classes) + 1)), {})
+    return LabelPlan(Task.DETECTION, classes, list(range(1, len(classes) + 1)), {})
 
 
 def box_class(plan: LabelPlan, detection: Detection) -> int | None:
@@ -262,7 +263,7 @@ def load_case(
     prepared = prepare_input(volume.array, volume.geometry, manifest.input)
     hard = None
     evaluation = None
-    if plan.task == "segmentation":
+    if plan.task == Task.SEGMENTATION:
         lut = plan.lookup(int(label_map.array.max()) if label_map.array.size else 0)
         target_full = lut[label_map.array]
         if keep_original:

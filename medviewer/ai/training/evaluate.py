@@ -15,6 +15,7 @@ from monai.inferers import sliding_window_inference
 
 from medviewer.ai.pipeline import ModelRunner, fit_roi_to_image
 from medviewer.ai.registry import ModelPackage
+from medviewer.ai.tasks import Task
 from medviewer.ai.training.config import IGNORE_VALUE
 from medviewer.ai.training.data import EvaluationCase, LabelPlan, TrainingCase, label_key
 from medviewer.ai.training.metrics import detection_scores, dice_per_label, mean_of, mean_scores
@@ -98,7 +99,7 @@ def evaluate_package(
         progress(number / max(1, len(cases)), f"{package.manifest.display_name}: validation case {case.case_id}")
         result = runner.run(case.volume, cancel=cancel, options=options)
         seconds.append(result.seconds)
-        if plan.task == "segmentation":
+        if plan.task == Task.SEGMENTATION:
             predicted = result.label_map.array if result.label_map is not None else np.zeros(case.volume.geometry.shape, np.uint8)
             package_values = {label_key(label.name): label.value for label in package.manifest.outputs.labels}
             scores = {}
@@ -113,7 +114,7 @@ def evaluate_package(
     progress(1.0, "")
     summary: dict = {"model": package.ref, "cases": [c.case_id for c in cases],
                      "seconds_per_case": round(float(np.median(seconds)), 2) if seconds else None}
-    if plan.task == "segmentation":
+    if plan.task == Task.SEGMENTATION:
         dice = mean_scores(per_case)
         summary.update(dice=dice, mean_dice=mean_of(dice),
                        dice_per_case={c.case_id: s for c, s in zip(cases, per_case)})

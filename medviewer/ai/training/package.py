@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 
 from medviewer.ai.manifest import MANIFEST_NAME, ModelManifest, version_key
 from medviewer.ai.registry import ModelRegistry
+from medviewer.ai.tasks import Task
 from medviewer.ai.training.config import TrainingResult, comparison_rows
 from medviewer.ai.training.data import LabelPlan, label_key
 from medviewer.core.errors import ModelError
@@ -54,7 +55,7 @@ def output_manifest_dict(base: ModelManifest, plan: LabelPlan, from_scratch: boo
     """``outputs`` and ``runtime.arguments`` of the new model (the base's, or the dataset's labels from scratch)."""
     outputs = base.to_dict()["outputs"]
     arguments = dict(base.runtime.arguments)
-    if base.task == "segmentation" and from_scratch:
+    if base.task == Task.SEGMENTATION and from_scratch:
         base_colors = {label_key(l.name): l.color for l in base.outputs.labels}
         base_values = {label_key(l.name): l.value for l in base.outputs.labels}
         keep = {base_values_key for base_values_key, value in base_values.items() if value in base.outputs.keep_largest_component}
@@ -111,7 +112,7 @@ def model_card(manifest: ModelManifest, base: ModelManifest, result: TrainingRes
     origin = (f"Trained from scratch (with the architecture and input settings of **{base.ref}**)" if from_scratch
               else f"Fine-tuned from **{base.ref}**")
     rows = comparison_rows(result.task, result.before, result.after)
-    metric = "Dice per label" if result.task == "segmentation" else "sensitivity and false positives per scan"
+    metric = "Dice per label" if result.task == Task.SEGMENTATION else "sensitivity and false positives per scan"
     history = [(r.epoch, f"{r.loss:.4f}", "n/a" if r.score is None else f"{r.score:.3f}", f"{r.seconds:.1f}")
                for r in result.history]
     settings_rows = [(key, value) for key, value in settings.items() if value is not None]
@@ -120,7 +121,7 @@ def model_card(manifest: ModelManifest, base: ModelManifest, result: TrainingRes
 {manifest.description}
 
 {origin} on the annotation dataset **{result.dataset_name}**
-(nnU-Net v2 layout, corrected labels{' and reviewed boxes' if result.task == 'detection' else ''}).
+(nnU-Net v2 layout, corrected labels{' and reviewed boxes' if result.task == Task.DETECTION else ''}).
 Task: {manifest.task}; modality: {', '.join(manifest.modality)}; input: {', '.join(f'{v:g}' for v in manifest.input.spacing or ()) or 'native'} mm, {manifest.input.orientation or 'native'} orientation.
 
 **Check this model on your own data before relying on it.** {base.title or base.name}'s own limitations apply.

@@ -40,6 +40,7 @@ from medviewer.ai.packaging import save_package
 from medviewer.ai.pipeline import load_package
 from medviewer.ai.registry import ModelPackage, ModelRegistry
 from medviewer.ai.runtime import load_state_dict_safely
+from medviewer.ai.tasks import Task, trainable_tasks
 from medviewer.ai.training import data as training_data
 from medviewer.ai.training import package as packaging
 from medviewer.ai.training.augment import augment_intensity, flip_axes_for, random_affine, random_flips
@@ -64,7 +65,7 @@ from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scal
 from medviewer.core.paths import user_models_dir
 from medviewer.io.nnunet_dataset import NnUNetDataset
 
-TRAINABLE_TASKS = ("segmentation", "detection")
+TRAINABLE_TASKS = trainable_tasks()
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # as model.json requires
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*([.+-][A-Za-z0-9.]+)?$")
 #: Largest default training patch per axis (voxels): what fits a CPU or a small GPU.
@@ -206,7 +207,7 @@ class Trainer:
             raise ModelError(f"model {name}:{version} already exists; choose a new name or version",
                              packaging.final_folder(models_dir, name, version))
 
-        if base_manifest.task == "segmentation":
+        if base_manifest.task == Task.SEGMENTATION:
             plan = (training_data.scratch_plan(dataset.labels) if from_scratch
                     else training_data.segmentation_plan(dataset.labels, base_manifest))
         else:
@@ -221,7 +222,7 @@ class Trainer:
                 dataset.case_ids(), settings.validation_fraction, settings.validation_cases)
             for note in notes:
                 self.warn(note)
-        if base_manifest.task == "detection":
+        if base_manifest.task == Task.DETECTION:
             boxes = sum(1 for c in training_ids for d in dataset.load_detections(c)
                         if d.status in training_data.POSITIVE_STATUSES)
             if boxes == 0:
@@ -240,7 +241,7 @@ class Trainer:
             self.warn(note)
         if not any(np.any((c.target > 0) & (c.target != IGNORE_VALUE)) for c in training_cases):
             raise DatasetError(
-                f"the training cases hold no voxels of the model's {'labels' if plan.task == 'segmentation' else 'classes'}"
+                f"the training cases hold no voxels of the model's {'labels' if plan.task == Task.SEGMENTATION else 'classes'}"
                 f" ({', '.join(plan.class_names)}) to learn from", dataset.root)
 
         patch = tuple(settings.patch_size) if settings.patch_size else default_patch(base_manifest)
@@ -249,8 +250,8 @@ class Trainer:
             raise ModelError(f"the training patch {list(patch)} must be a multiple of {divisor} on every axis "
                              f"for {base_manifest.runtime.architecture} with these strides")
         settings = replace(settings, patch_size=patch)
-        activation = "softmax" if base_manifest.task == "segmentation" and base_manifest.outputs.activation == "softmax" else "sigmoid"
-        threshold = (base_manifest.outputs.threshold if base_manifest.task == "segmentation"
+        activation = "softmax" if base_manifest.task == Task.SEGMENTATION and base_manifest.outputs.activation == "softmax" else "sigmoid"
+        threshold = (base_manifest.outputs.threshold if base_manifest.task == Task.SEGMENTATION
                      else base_manifest.outputs.probability_threshold)
         roi = tuple(base_manifest.inference.patch_size[::-1])
 
@@ -268,7 +269,7 @@ class Trainer:
         use_amp = settings.mixed_precision and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         loss_function: torch.nn.Module = (
-            SegmentationLoss(plan.classes, activation) if plan.task == "segmentation" else DetectionLoss(plan.classes)
+            SegmentationLoss(plan.classes, activation) if plan.task == Task.SEGMENTATION else DetectionLoss(plan.classes)
         )
         history: list[EpochRecord] = []
         best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
@@ -314,9 +315,9 @@ class Trainer:
         sampler = PatchSampler(
             [c.image for c in training_cases], [c.target for c in training_cases], patch,
             foreground_fraction=settings.foreground_fraction, pad_values=[c.background for c in training_cases],
-            per_object=plan.task == "detection",
-            hard_negatives=[c.hard_negatives for c in training_cases] if plan.task == "detection" else None,
-            hard_fraction=settings.hard_negative_fraction if plan.task == "detection" else 0.0,
+            per_object=plan.task == Task.DETECTION,
+            hard_negatives=[c.hard_negatives for c in training_cases] if plan.task == Task.DETECTION else None,
+            hard_fraction=settings.hard_negative_fraction if plan.task == Task.DETECTION else 0.0,
             seed=settings.seed,
         )
         flips = flip_axes_for(settings.flip_axes, plan.task, plan.class_names)
