@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medviewer.core.errors import DatasetError
+from medviewer.io.atomic import as_write_error
 
 try:  # POSIX only; elsewhere the lock file alone decides
     import fcntl
@@ -143,10 +144,12 @@ class DatasetLock:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, json.dumps(_owner()).encode())
             os.fsync(fd)
-        except BaseException:
+        except BaseException as error:
             os.close(fd)
             with contextlib.suppress(OSError):
                 self.path.unlink()
+            if isinstance(error, OSError):
+                raise as_write_error(error, self.path, False, "the dataset is unchanged") from error
             raise
         self._fd = fd
         return True

@@ -201,14 +201,17 @@ def _backup(target: Path) -> Path:
 
 def _write_journal(path: Path, journal: dict) -> None:
     data = json.dumps(journal, indent=1).encode()
-    with open(path, "wb") as handle:
-        written = handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    if written != len(data) or path.stat().st_size != len(data):
-        path.unlink(missing_ok=True)
-        raise WriteFailedError("the save journal could not be written", path)
-    fsync_dir(path.parent)
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.stat().st_size != len(data):
+            raise WriteFailedError("the save journal could not be written", path)
+        fsync_dir(path.parent)
+    except BaseException:
+        path.unlink(missing_ok=True)  # nothing was replaced yet: no journal means nothing to undo
+        raise
 
 
 def _append(target: Path, data: bytes) -> None:
