@@ -8,7 +8,8 @@ Layout (``DatasetNNN_Name/``)::
     labelsOriginal/CASE.nii.gz   the model's proposal (ORIGINAL), when there was one
     detections/CASE.json         boxes in world mm and voxel indices, class, status, source
     annotations.jsonl            one provenance record per save
-    history/CASE/vN/             earlier saved versions of the case (never overwritten)
+    history/CASE/vN/             earlier saved versions of the case (never overwritten;
+                                 the proposal as CASE_original.nii.gz)
     medviewer.json               the dataset's private salt for hashing series UIDs
     .medviewer.lock              while a save runs: who saves (host, pid, user, time)
     .medviewer-journal.json      while a save commits: what to roll back after a crash
@@ -366,9 +367,11 @@ class NnUNetDataset:
             return 0
         version = max(self.versions(case_id), default=0) + 1
         target = self.root / HISTORY / case_id / f"v{version}"
-        for path in paths.values():
+        for role, path in paths.items():
             if path.exists():
-                transaction.link(path, target / path.name)
+                # the proposal has the label's file name: keep it apart (it used to overwrite the label)
+                name = f"{case_id}_original{FILE_ENDING}" if role == "original" else path.name
+                transaction.link(path, target / name)
         return version
 
     def save_case(

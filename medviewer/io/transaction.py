@@ -242,7 +242,11 @@ def _roll_back(root: Path, journal: dict) -> None:
             target.unlink(missing_ok=True)
         staged.unlink(missing_ok=True)
     for target, backup in backups.items():
-        if backup.exists():
+        if not backup.exists():
+            continue
+        if target.exists() and os.path.samefile(backup, target):
+            backup.unlink()  # never replaced; rename() of two links to one file would do nothing
+        else:
             os.replace(backup, target)
     for entry in journal.get("replace", []):
         (root / entry["staged"]).unlink(missing_ok=True)
