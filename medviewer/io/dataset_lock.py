@@ -115,7 +115,10 @@ class DatasetLock:
         return self._fd is not None
 
     def acquire(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise as_write_error(error, self.root, False, "nothing was changed") from error
         deadline = time.monotonic() + self.timeout
         delay = 0.01
         while True:
@@ -139,6 +142,8 @@ class DatasetLock:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         except FileExistsError:
             return False
+        except OSError as error:  # a read-only or full disk, no permission
+            raise as_write_error(error, self.path, False, "the dataset is unchanged") from error
         try:
             if _os_lock(fd) is False:  # someone is checking our fresh file for staleness: let them finish
                 fcntl.flock(fd, fcntl.LOCK_EX)

@@ -190,8 +190,7 @@ class NnUNetDataset:
         existing = [p.name for p in Path(parent).glob(f"Dataset{int(dataset_id):03d}_*") if p != root] if Path(parent).is_dir() else []
         if existing:
             raise DatasetError(f"dataset id {dataset_id} is already used by {existing[0]}", parent)
-        root.mkdir(parents=True, exist_ok=True)
-        with DatasetLock(root, lock_timeout):
+        with DatasetLock(root, lock_timeout):  # makes the folder
             if not (root / "dataset.json").is_file():  # another process may have made it meanwhile
                 cls._create(root, name, channel_name)
         return cls(root, lock_timeout)

@@ -58,8 +58,11 @@ class Transaction:
     def write(self, target: str | os.PathLike[str], writer: Callable[[Path], None], verify: Verifier | None = None) -> Path:
         """Stage ``writer(tmp)`` (checked by ``verify``) to replace or create ``target``."""
         target = Path(target)
-        self._make_dirs(target.parent)
         try:
+            try:
+                self._make_dirs(target.parent)
+            except OSError as error:  # mkdir needs a block on most file systems
+                raise as_write_error(error, target.parent, False, self.unchanged) from error
             staged = stage(target, writer, verify)
         except WriteFailedError as error:
             self.rollback()

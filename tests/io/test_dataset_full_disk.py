@@ -148,3 +148,20 @@ def test_a_short_nifti_write_is_never_accepted(tmp_path, monkeypatch):
         dataset.save_case(*save[:2], original=save[2], detections=save[3])
     assert "incomplete" in str(raised.value) or "ENOSPC" in str(raised.value)
     assert snapshot(dataset.root) == before
+
+
+def test_a_read_only_disk_is_named_and_nothing_changes(tmp_path):
+    import subprocess
+
+    from medviewer.io.atomic import WriteFailedError
+
+    with small_disk(tmp_path / "disk", 512) as disk:
+        dataset = _baseline(disk)
+        before = snapshot(dataset.root)
+        if subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount the tmpfs read-only")
+        save = _saves()["new case"]
+        with pytest.raises(WriteFailedError, match=r"Read-only file system\); the dataset is unchanged"):
+            NnUNetDataset(dataset.root).save_case(*save[:2])
+        assert snapshot(dataset.root) == before
+        assert NnUNetDataset(dataset.root).problems() == []
