@@ -124,6 +124,8 @@ class Transaction:
         try:
             for target in [t for t, _ in self._replace if t.exists()] + self._remove:
                 backups.append((target, _backup(target)))
+            for folder in {b.parent for _, b in backups} | {s.parent for _, s in self._replace}:
+                fsync_dir(folder)  # backups and staged files exist on disk before the journal names them
             journal = {
                 "replace": [{"target": self._rel(t), "staged": self._rel(s)} for t, s in self._replace],
                 "remove": [self._rel(t) for t in self._remove],
@@ -174,7 +176,7 @@ class Transaction:
 
 def _with_unchanged(error: WriteFailedError, unchanged: str) -> str:
     message = error.message
-    for tail in ("; the previous file is unchanged", "; nothing was written"):
+    for tail in ("; the previous file is unchanged", "; nothing was written", f"; {unchanged}"):
         message = message.removesuffix(tail)
     return f"{message}; {unchanged}"
 
