@@ -110,3 +110,42 @@ def test_info_reports_an_unreadable_series_and_shows_the_others(tmp_path, capsys
     assert [r["series_number"] for r in records] == [1, 2]
     assert [r["value_range"] is not None for r in records] == [True, False]
     assert "pixels cannot be read" in records[1]["warnings"][-1] and bad[0].name in records[1]["warnings"][-1]
+
+
+@pytest.mark.parametrize("name", ["a.nii.nii.gz", "scan.nii.gz.nii.gz", "f.nii.nii"])
+def test_convert_to_a_doubled_extension_writes_a_readable_file_of_that_name(tmp_path, capsys, name):
+    """It used to print "wrote", exit 0 and leave a 0-byte file (NIfTI's writer wrote beside the temp file)."""
+    pixels = (np.arange(6 * 9 * 8).reshape(6, 9, 8) % 700).astype(np.int16)
+    source = sitk.GetImageFromArray(pixels)
+    source.SetSpacing((0.5, 0.75, 2.0))
+    source.SetOrigin((-3.0, 4.0, 5.0))
+    (tmp_path / "in").mkdir()
+    sitk.WriteImage(source, str(tmp_path / "in" / "source.nrrd"))
+    out = tmp_path / "out" / name
+    out.parent.mkdir()
+    assert main(["convert", str(tmp_path / "in" / "source.nrrd"), str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.parent.iterdir()) == [name]
+    back = sitk.ReadImage(str(out))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), pixels)
+    np.testing.assert_allclose(back.GetSpacing(), (0.5, 0.75, 2.0))
+    np.testing.assert_allclose(back.GetOrigin(), (-3.0, 4.0, 5.0), atol=1e-5)
+
+
+def test_convert_onto_a_full_disk_exits_2_and_keeps_the_old_file(tmp_path, capsys):
+    from small_disk import fill_to, small_disk
+
+    rng = np.random.default_rng(5)
+    (tmp_path / "in").mkdir()
+    sitk.WriteImage(sitk.GetImageFromArray(rng.integers(0, 4000, (8, 40, 40)).astype(np.int16)),
+                    str(tmp_path / "in" / "noise.mha"))
+    with small_disk(tmp_path / "disk", 256) as disk:
+        out = disk / "noise.nii.gz"
+        out.write_bytes(b"the previous file")
+        fill_to(disk, 0)
+        assert main(["convert", str(tmp_path / "in" / "noise.mha"), str(out)]) == 2
+        captured = capsys.readouterr()
+        assert "wrote" not in captured.out
+        assert "the disk is full (ENOSPC)" in captured.err and "the previous file is unchanged" in captured.err
+        assert out.read_bytes() == b"the previous file"
+        assert sorted(p.name for p in disk.iterdir()) == ["filler.bin", "noise.nii.gz"]

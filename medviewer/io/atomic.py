@@ -1,43 +1,152 @@
-"""Atomic file writes: temp file in the same folder, fsync, os.replace.
+"""Verified atomic file writes: temp file in the same folder, verify, fsync, os.replace.
 
 A crash or a full disk during a save leaves the previous file intact, never a
-truncated one.
+truncated one. Writers that do not raise on a short write (SimpleITK's NIfTI writer
+only prints ``NWAD: wrote only 0 of ... bytes`` on ENOSPC) are caught by the
+``verify`` callback, which must prove the temporary file complete before it replaces
+anything. A failed write raises :class:`WriteFailedError`, or :class:`DiskFullError`
+when the disk is full.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from medviewer.core.errors import MedviewerError
+
+#: Suffixes that compress the format before them: ``.nii.gz`` is one extension.
+_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zst"}
+#: Free space below which a failed write is blamed on a full disk.
+_FULL_DISK_BYTES = 1 << 20
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+Verifier = Callable[[Path], None]
+
+
+class WriteFailedError(MedviewerError):
+    """A file could not be written completely; what was at its place before is unchanged."""
+
+
+class DiskFullError(WriteFailedError):
+    """The disk (or the user's quota) is full (ENOSPC)."""
+
+
+def temp_suffix(name: str) -> str:
+    """The format extension of ``name`` only (``.nii.gz`` of ``a.nii.nii.gz``).
+
+    Temporary names end in it so writers that choose a format by extension still work;
+    keeping only one extension stops NIfTI's writer from "fixing" a doubled one
+    (``x.nii.nii.gz`` -> ``x.nii.gz``) and writing beside the temporary file.
+    """
+    suffixes = Path(name).suffixes
+    if len(suffixes) >= 2 and suffixes[-1].lower() in _COMPRESSION_SUFFIXES:
+        return "".join(suffixes[-2:])
+    return suffixes[-1] if suffixes else ".tmp"
+
+
+def temp_path_for(target: Path, tag: str = "part") -> Path:
+    """Create an empty hidden file beside ``target`` (``.NAME.RANDOM.part.EXT``) and return its path."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{tag}{temp_suffix(target.name)}", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def disk_is_full(folder: str | os.PathLike[str]) -> bool:
+    """True when the file system holding ``folder`` has (almost) no space left."""
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):  # statvfs is POSIX only
+        return False
+    return stats.f_bavail * stats.f_frsize < _FULL_DISK_BYTES
+
+
+def as_write_error(error: BaseException, target: Path, disk_full: bool, unchanged: str) -> BaseException:
+    """The error to raise for a failed write of ``target``: DiskFullError when the disk is the cause."""
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+        disk_full = True
+    if "No space left on device" in str(error):
+        disk_full = True
+    if disk_full:
+        return DiskFullError(f"the disk is full (ENOSPC): {target.name} could not be written; {unchanged}", target)
+    if isinstance(error, WriteFailedError):
+        return WriteFailedError(f"{error.message}; {unchanged}", error.path or target)
+    if isinstance(error, OSError):
+        return WriteFailedError(f"{target.name} could not be written ({error.strerror or error}); {unchanged}", target)
+    return error
+
+
+def _unchanged_text(target: Path) -> str:
+    return "the previous file is unchanged" if target.exists() else "nothing was written"
+
+
+def check_not_empty(path: Path) -> None:
+    """The minimal verification: the writer produced a non-empty file at ``path``."""
+    if not path.is_file() or path.stat().st_size == 0:
+        raise WriteFailedError("the writer produced an empty file", path)
+
+
+def stage(target: str | os.PathLike[str], writer: Callable[[Path], None], verify: Verifier | None = None) -> Path:
+    """Write a verified, fsynced temporary file beside ``target`` and return it (``target`` is untouched).
+
+    The caller moves it into place (``os.replace``) or deletes it.
+    """
+    target = Path(target)
+    tmp = temp_path_for(target)
+    try:
+        writer(tmp)
+        if verify is not None:
+            verify(tmp)
+        _fsync_file(tmp)
+    except Exception as error:
+        full = disk_is_full(tmp.parent)  # before the partial file frees its space
+        tmp.unlink(missing_ok=True)
+        raised = as_write_error(error, target, full, _unchanged_text(target))
+        if raised is error:
+            raise
+        raise raised from error
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], verify: Verifier | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    The temporary name keeps ``path``'s full suffix (``.nii.gz``...) so writers that
-    choose a format by extension still work.
+    ``verify(tmp)`` (when given) must raise when the file written is incomplete; the
+    previous file at ``path`` then stays as it was. The temporary name ends in
+    ``path``'s format extension (``.nii.gz``...) so writers that choose a format by
+    extension still work.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_path_for(target)
     try:
-        yield tmp
-        _fsync_file(tmp)
+        try:
+            yield tmp
+            if verify is not None:
+                verify(tmp)
+            _fsync_file(tmp)
+        except Exception as error:
+            raised = as_write_error(error, target, disk_is_full(tmp.parent), _unchanged_text(target))
+            if raised is error:
+                raise
+            raise raised from error
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, verify=lambda tmp: _check_size(tmp, len(data))) as tmp:
         tmp.write_bytes(data)
 
 
@@ -45,10 +154,17 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     atomic_write_bytes(path, text.encode(encoding))
 
 
-def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:
-    """Call ``writer(tmp_path)`` and move the result into place atomically."""
-    with atomic_path(path) as tmp:
+def atomic_write_with(
+    path: str | os.PathLike[str], writer: Callable[[Path], None], verify: Verifier | None = None
+) -> None:
+    """Call ``writer(tmp_path)``, ``verify(tmp_path)`` and move the result into place atomically."""
+    with atomic_path(path, verify) as tmp:
         writer(tmp)
+
+
+def _check_size(path: Path, size: int) -> None:
+    if path.stat().st_size != size:
+        raise WriteFailedError(f"only {path.stat().st_size} of {size} bytes reached the disk", path)
 
 
 def _fsync_file(path: Path) -> None:
@@ -56,8 +172,8 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Persist the rename itself; not possible on every platform (e.g. Windows).
+def fsync_dir(folder: Path) -> None:
+    """Persist renames in ``folder``; not possible on every platform (e.g. Windows)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -66,28 +182,36 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_group(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> list[Path]:
+def atomic_write_group(
+    path: str | os.PathLike[str], writer: Callable[[Path], None], verify: Verifier | None = None
+) -> list[Path]:
     """Atomically write a file that comes with side files (MHD + RAW, NHDR + RAW).
 
     ``writer(tmp_path)`` writes into a private temporary folder beside ``path`` using
-    the final file name, so headers reference their data files by the right name. Each
-    produced file is then fsynced and moved into place, data files first and the file
-    at ``path`` last: a reader never sees a header without its data. Returns the paths
-    written.
+    the final file name, so headers reference their data files by the right name;
+    ``verify(tmp_path)`` then checks them there. Each produced file is fsynced and
+    moved into place, data files first and the file at ``path`` last: a reader never
+    sees a header without its data. Returns the paths written.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
-        writer(staging / target.name)
-        produced = sorted(staging.iterdir(), key=lambda p: p.name == target.name)
-        for item in produced:
-            _fsync_file(item)
+        try:
+            writer(staging / target.name)
+            if verify is not None:
+                verify(staging / target.name)
+            produced = sorted(staging.iterdir(), key=lambda p: p.name == target.name)
+            for item in produced:
+                _fsync_file(item)
+        except Exception as error:
+            raised = as_write_error(error, target, disk_is_full(staging), _unchanged_text(target))
+            if raised is error:
+                raise
+            raise raised from error
         for item in produced:
             os.replace(item, target.parent / item.name)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return [target.parent / item.name for item in produced]
     finally:
-        for leftover in staging.iterdir():
-            leftover.unlink()
-        staging.rmdir()
+        shutil.rmtree(staging, ignore_errors=True)

@@ -17,6 +17,7 @@ are the segment numbers, named and coloured from the segment descriptions.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from pathlib import Path
@@ -31,7 +32,7 @@ from medviewer import __version__
 from medviewer.core.errors import CorruptFileError, GeometryMismatchError, MedviewerError, UnsupportedFormatError
 from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap, LabelTable
-from medviewer.io.atomic import atomic_path
+from medviewer.io.atomic import atomic_write_bytes
 from medviewer.io.dicom_headers import frame_group, segmentation_kind
 from medviewer.io.label_layers import cropped, pack_layers
 
@@ -185,8 +186,11 @@ def export_dicom_seg(
     except (ValueError, TypeError, AttributeError) as error:
         raise MedviewerError(f"DICOM SEG export failed: {error}") from None
     target = Path(path)
-    with atomic_path(target) as tmp:
-        segmentation.save_as(tmp)
+    # serialise in memory, then write through a size-checked atomic write: a full disk raises
+    # DiskFullError and keeps the previous file
+    buffer = io.BytesIO()
+    segmentation.save_as(buffer)
+    atomic_write_bytes(target, buffer.getvalue())
     return target
 
 

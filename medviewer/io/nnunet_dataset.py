@@ -8,8 +8,17 @@ Layout (``DatasetNNN_Name/``)::
     labelsOriginal/CASE.nii.gz   the model's proposal (ORIGINAL), when there was one
     detections/CASE.json         boxes in world mm and voxel indices, class, status, source
     annotations.jsonl            one provenance record per save
-    history/CASE/vN/             earlier saved versions of the case (never overwritten)
+    history/CASE/vN/             earlier saved versions of the case (never overwritten;
+                                 the proposal as CASE_original.nii.gz)
     medviewer.json               the dataset's private salt for hashing series UIDs
+    .medviewer.lock              while a save runs: who saves (host, pid, user, time)
+    .medviewer-journal.json      while a save commits: what to roll back after a crash
+
+A save is one transaction (:mod:`medviewer.io.transaction`) under the dataset's lock
+(:mod:`medviewer.io.dataset_lock`): the case's files, its history entry, dataset.json
+and the provenance line are all written, or (full disk, crash, second process) none
+of them; dataset.json is re-read under the lock, so labels other processes added are
+kept and never renamed.
 
 nnU-Net's rules checked here (from its dataset format documentation and
 ``verify_dataset_integrity``): the folder is ``Dataset`` + a 3-digit id + ``_`` +
@@ -32,7 +41,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,12 +50,15 @@ import numpy as np
 import SimpleITK as sitk
 
 from medviewer.core.detection import Detection
-from medviewer.core.errors import DatasetError
+from medviewer.core.errors import DatasetError, MedviewerError
 from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
 from medviewer.imaging.sitk_bridge import array_to_sitk, geometry_from_sitk, sitk_to_array
-from medviewer.io.atomic import atomic_path, atomic_write_text
+from medviewer.io.atomic import atomic_write_text
+from medviewer.io.dataset_lock import DEFAULT_TIMEOUT_S, DatasetLock
+from medviewer.io.image_write import write_image
+from medviewer.io.transaction import JOURNAL_NAME, Transaction, recover, remove_debris
 
 FILE_ENDING = ".nii.gz"
 DATASET_FOLDER_RE = re.compile(r"^Dataset(\d{3})_([A-Za-z0-9][A-Za-z0-9_\-]*)$")
@@ -117,11 +128,10 @@ def _read_image(path: Path, case_id: str, what: str) -> tuple[np.ndarray, Geomet
     return sitk_to_array(image), geometry_from_sitk(image)
 
 
-def _write_image(path: Path, array: np.ndarray, geometry: Geometry) -> None:
-    """Write a NIfTI from a fresh SimpleITK image: no metadata, so no DICOM tags and an empty description."""
+def _stage_image(transaction: Transaction, path: Path, array: np.ndarray, geometry: Geometry) -> None:
+    """Stage a verified NIfTI from a fresh SimpleITK image: no metadata, so no DICOM tags and an empty description."""
     image = array_to_sitk(np.ascontiguousarray(array), geometry)
-    with atomic_path(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
+    transaction.write(path, lambda tmp: write_image(image, tmp, compress=True))
 
 
 def _label_dtype(max_value: int):
@@ -149,24 +159,44 @@ class NnUNetDataset:
     geometry checks; :meth:`problems` lists violations of nnU-Net's rules.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], lock_timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.root = Path(root)
+        #: How long a save waits for another process's save before naming it in the error.
+        self.lock_timeout = float(lock_timeout)
         if not (self.root / "dataset.json").is_file():
             raise DatasetError("not an nnU-Net dataset: dataset.json is missing", self.root)
+        if (self.root / JOURNAL_NAME).exists():
+            self._recover()
         self._json = self._read_dataset_json()
+
+    def _recover(self) -> None:
+        """Roll back a save a crash interrupted (best effort here: a save does it again under its lock)."""
+        try:
+            with DatasetLock(self.root, self.lock_timeout):
+                recover(self.root)
+        except (MedviewerError, OSError):
+            pass
 
     # ------------------------------------------------------------------ creation
     @classmethod
     def create_or_open(
-        cls, parent: str | os.PathLike[str], dataset_id: int, name: str, channel_name: str | None = None
+        cls, parent: str | os.PathLike[str], dataset_id: int, name: str, channel_name: str | None = None,
+        lock_timeout: float = DEFAULT_TIMEOUT_S,
     ) -> "NnUNetDataset":
-        """Open ``parent/DatasetNNN_Name`` or create it (with an empty dataset.json)."""
+        """Open ``parent/DatasetNNN_Name`` or create it (with an empty dataset.json, under the dataset's lock)."""
         root = Path(parent) / dataset_folder_name(dataset_id, name)
         if (root / "dataset.json").is_file():
-            return cls(root)
-        existing = [p.name for p in Path(parent).glob(f"Dataset{int(dataset_id):03d}_*")] if Path(parent).is_dir() else []
+            return cls(root, lock_timeout)
+        existing = [p.name for p in Path(parent).glob(f"Dataset{int(dataset_id):03d}_*") if p != root] if Path(parent).is_dir() else []
         if existing:
             raise DatasetError(f"dataset id {dataset_id} is already used by {existing[0]}", parent)
+        with DatasetLock(root, lock_timeout):  # makes the folder
+            if not (root / "dataset.json").is_file():  # another process may have made it meanwhile
+                cls._create(root, name, channel_name)
+        return cls(root, lock_timeout)
+
+    @staticmethod
+    def _create(root: Path, name: str, channel_name: str | None) -> None:
         for folder in (IMAGES, LABELS):
             (root / folder).mkdir(parents=True, exist_ok=True)
         data = {
@@ -178,9 +208,9 @@ class NnUNetDataset:
             "description": "Annotations corrected in medviewer",
             "overwrite_image_reader_writer": "SimpleITKIO",
         }
-        atomic_write_text(root / "dataset.json", _json_dump(data))
-        atomic_write_text(root / PRIVATE_FILE, _json_dump({"uid_salt": secrets.token_hex(16)}))
-        return cls(root)
+        if not (root / PRIVATE_FILE).is_file():
+            atomic_write_text(root / PRIVATE_FILE, _json_dump({"uid_salt": secrets.token_hex(16)}))
+        atomic_write_text(root / "dataset.json", _json_dump(data))  # last: it marks the dataset complete
 
     # ------------------------------------------------------------------ dataset.json
     def _read_dataset_json(self) -> dict:
@@ -213,10 +243,6 @@ class NnUNetDataset:
     def name(self) -> str:
         match = DATASET_FOLDER_RE.match(self.root.name)
         return match.group(2) if match else self.root.name
-
-    def _write_dataset_json(self) -> None:
-        self._json["numTraining"] = len(self.case_ids())
-        atomic_write_text(self.root / "dataset.json", _json_dump(self._json))
 
     def _salt(self) -> str:
         path = self.root / PRIVATE_FILE
@@ -280,7 +306,17 @@ class NnUNetDataset:
         path = self.root / PROVENANCE_FILE
         if not path.is_file():
             return []
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = path.read_text(encoding="utf-8").splitlines()
+        records = []
+        for number, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                if number == len(lines) - 1:
+                    break  # a line torn by a crash; the next save rolls it back
+                raise DatasetError(f"line {number + 1} of {PROVENANCE_FILE} is not JSON", path) from None
         return [r for r in records if case_id is None or r.get("case_id") == case_id]
 
     # ------------------------------------------------------------------ labels
@@ -319,24 +355,22 @@ class NnUNetDataset:
         return lut[array]
 
     # ------------------------------------------------------------------ saving
-    def _archive_previous(self, case_id: str) -> int:
-        """Keep the current version of a case in history/CASE/vN; returns N (0 if none existed).
+    def _stage_archive(self, transaction: Transaction, case_id: str) -> int:
+        """Stage a copy of the current version of a case as history/CASE/vN; returns N (0 if none existed).
 
         Files are hard-linked (copied where links are impossible), never moved, so the
-        case stays complete in labelsTr until the new files atomically replace them.
+        case stays complete in labelsTr until the new files replace them at the commit.
         """
         paths = self._paths(case_id)
         if not paths["label"].exists():
             return 0
         version = max(self.versions(case_id), default=0) + 1
         target = self.root / HISTORY / case_id / f"v{version}"
-        target.mkdir(parents=True, exist_ok=True)
-        for path in paths.values():
+        for role, path in paths.items():
             if path.exists():
-                try:
-                    os.link(path, target / path.name)
-                except OSError:
-                    shutil.copy2(path, target / path.name)
+                # the proposal has the label's file name: keep it apart (it used to overwrite the label)
+                name = f"{case_id}_original{FILE_ENDING}" if role == "original" else path.name
+                transaction.link(path, target / name)
         return version
 
     def save_case(
@@ -350,29 +384,51 @@ class NnUNetDataset:
     ) -> CaseRecord:
         """Write (or add a new version of) one case; earlier versions go to history/.
 
+        All or nothing: the case's files, its history entry, dataset.json and the
+        annotations.jsonl record are committed together under the dataset's lock, or
+        (full disk, crash, an error) the dataset stays exactly as it was. A second
+        process saving meanwhile is waited for (``lock_timeout``), then named in a
+        ``DatasetLockedError``.
+
         ``provenance`` is merged into the annotations.jsonl record (annotator, model,
         timestamps...); medviewer adds the case id, version, the hashed series UID,
-        label names and the voxels added/removed relative to ``original``.
+        label names, labels whose value had to change (``remapped_labels``) and the
+        voxels added/removed relative to ``original``.
         """
-        self._remove_stale_temporaries()
         geometry = volume.geometry
         geometry.require_match(label_map.geometry, f"label map '{label_map.name}'")
         if original is not None:
             geometry.require_match(original.geometry, f"original label map '{original.name}'")
         if np.issubdtype(volume.array.dtype, np.floating) and np.isnan(volume.array).any():
             raise DatasetError("the image holds NaN voxels, which nnU-Net refuses")
+        with DatasetLock(self.root, self.lock_timeout):
+            recover(self.root)
+            self._remove_stale_temporaries()
+            self._json = self._read_dataset_json()  # what other processes saved meanwhile
+            try:
+                return self._save_locked(volume, label_map, original, detections, provenance, case_id)
+            except BaseException:
+                self._json = self._read_dataset_json()
+                raise
+
+    def _save_locked(self, volume, label_map, original, detections, provenance, case_id) -> CaseRecord:
+        geometry = volume.geometry
         metadata = volume.metadata
         case_id = check_case_id(case_id or self.case_id_for(volume), _identifiers(volume))
         channel = volume.modality or "image"
         channels = self._json["channel_names"]
-        if self.case_ids() and channels.get("0") not in (channel, "image"):
+        existing_cases = self.case_ids()
+        if existing_cases and channels.get("0") not in (channel, "image"):
             raise DatasetError(f"the dataset holds {channels.get('0')} images; this image is {channel}", self.root)
-        channels["0"] = channel if not self.case_ids() or channels.get("0") == "image" else channels["0"]
+        channels["0"] = channel if not existing_cases or channels.get("0") == "image" else channels["0"]
 
         final_values = label_map.present_values()
-        labels_before = dict(self._json["labels"])
         mapping = self.label_values_for(label_map.table, final_values, extend=True)
         final = self._apply_mapping(label_map.array, mapping)
+        remapped = {
+            (label_map.table[v].name if v in label_map.table else f"Label {v}"): {"from": v, "to": mapping[v]}
+            for v in mapping if mapping[v] != v
+        }
         original_array = None
         original_names: dict[str, int] = {}
         if original is not None:
@@ -382,21 +438,22 @@ class NnUNetDataset:
                 (original.table[v].name if v in original.table else f"Label {v}"): original_mapping[v]
                 for v in original_mapping
             }
+        transaction = Transaction(self.root, unchanged="the dataset is unchanged")
         try:
-            version = self._archive_previous(case_id) + 1
+            version = self._stage_archive(transaction, case_id) + 1
             paths = self._paths(case_id)
-            _write_image(paths["image"], volume.array, geometry)
-            _write_image(paths["label"], final, geometry)
+            _stage_image(transaction, paths["image"], volume.array, geometry)
+            _stage_image(transaction, paths["label"], final, geometry)
             if original_array is not None:
-                _write_image(paths["original"], original_array, geometry)
-            if original_array is None:
-                paths["original"].unlink(missing_ok=True)  # a stale proposal of an earlier version
+                _stage_image(transaction, paths["original"], original_array, geometry)
+            else:
+                transaction.remove(paths["original"])  # a stale proposal of an earlier version
             detection_path = None
             if detections is None:
-                paths["detections"].unlink(missing_ok=True)
+                transaction.remove(paths["detections"])
             else:
                 detection_path = paths["detections"]
-                atomic_write_text(
+                transaction.write_text(
                     detection_path,
                     _json_dump(
                         {
@@ -406,26 +463,30 @@ class NnUNetDataset:
                         }
                     ),
                 )
-        except Exception:
-            self._json["labels"] = labels_before
+            self._json["numTraining"] = len(set(existing_cases) | {case_id})
+            transaction.write_text(self.root / "dataset.json", _json_dump(self._json))
+            record = {
+                "case_id": case_id,
+                "version": version,
+                "saved_at": _now(),
+                "series_uid_sha256": self.hash_uid(metadata.series_uid) if metadata.series_uid else None,
+                "modality": volume.modality,
+                "geometry": {"size": list(geometry.size), "spacing": list(geometry.spacing)},
+                "labels": {name: value for name, value in self.labels.items() if value in set(mapping.values())},
+                "voxels": self._change_counts(final, original_array),
+                "detections": len(detections) if detections is not None else None,
+            }
+            if remapped:
+                record["remapped_labels"] = remapped
+            if original is not None:
+                record["original_labels"] = original_names
+                record["original_source"] = original.source
+            record.update(provenance or {})
+            self._stage_provenance(transaction, record)
+        except BaseException:
+            transaction.rollback()
             raise
-        self._write_dataset_json()
-        record = {
-            "case_id": case_id,
-            "version": version,
-            "saved_at": _now(),
-            "series_uid_sha256": self.hash_uid(metadata.series_uid) if metadata.series_uid else None,
-            "modality": volume.modality,
-            "geometry": {"size": list(geometry.size), "spacing": list(geometry.spacing)},
-            "labels": {name: value for name, value in self.labels.items() if value in set(mapping.values())},
-            "voxels": self._change_counts(final, original_array),
-            "detections": len(detections) if detections is not None else None,
-        }
-        if original is not None:
-            record["original_labels"] = original_names
-            record["original_source"] = original.source
-        record.update(provenance or {})
-        self._append_provenance(record)
+        transaction.commit()
         return CaseRecord(
             case_id, version, paths["image"], paths["label"],
             paths["original"] if original_array is not None else None, detection_path, record,
@@ -445,20 +506,30 @@ class NnUNetDataset:
         )
         return counts
 
-    def _append_provenance(self, record: dict) -> None:
+    def _stage_provenance(self, transaction: Transaction, record: dict) -> None:
+        """Append one line to annotations.jsonl at the commit (O_APPEND: earlier lines are never rewritten)."""
         path = self.root / PROVENANCE_FILE
-        existing = path.read_text(encoding="utf-8") if path.is_file() else ""
-        if existing and not existing.endswith("\n"):
-            existing += "\n"
-        atomic_write_text(path, existing + json.dumps(record, sort_keys=False) + "\n")
+        line = json.dumps(record, sort_keys=False) + "\n"
+        if path.is_file() and path.stat().st_size:
+            with open(path, "rb") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line
+        transaction.append(path, line.encode("utf-8"))
 
     def _remove_stale_temporaries(self) -> None:
-        """Delete temporary files a killed save left behind (nnU-Net would take them for cases)."""
-        for folder in (IMAGES, LABELS, ORIGINALS, DETECTIONS):
-            directory = self.root / folder
-            if directory.is_dir():
-                for path in directory.glob(".*.part*"):
-                    path.unlink(missing_ok=True)
+        """Delete temporary files a killed save left behind (nnU-Net would take them for cases).
+
+        Called only under the dataset's lock, after :func:`recover`: no other live
+        process has files in flight then.
+        """
+        folders = [self.root, *(self.root / f for f in (IMAGES, LABELS, ORIGINALS, DETECTIONS))]
+        history = self.root / HISTORY
+        versions = [v for case in history.iterdir() if case.is_dir() for v in case.iterdir() if v.is_dir()] if history.is_dir() else []
+        remove_debris(folders + versions)
+        for folder in versions:
+            if not any(folder.iterdir()):  # a version folder made by a save that died before its commit
+                folder.rmdir()
 
     # ------------------------------------------------------------------ reading
     def load_case(self, case_id: str) -> tuple[Volume, LabelMap]:

@@ -1,7 +1,8 @@
 """Write volumes and label maps to NIfTI, NRRD/NHDR and MetaImage (MHA/MHD); read label maps back.
 
 Everything goes through SimpleITK so the geometry written is the geometry every ITK
-tool reads, and every write is atomic (``medviewer.io.atomic``). Label maps written to
+tool reads, and every write is verified and atomic (``medviewer.io.image_write``,
+``medviewer.io.atomic``): a full disk raises ``DiskFullError`` and keeps the old file. Label maps written to
 NRRD or MetaImage carry their label table (names, colours) in a header field that
 :func:`read_label_map` restores; NIfTI has no place for it.
 """
@@ -23,6 +24,7 @@ from medviewer.imaging.sitk_bridge import array_to_sitk, geometry_from_sitk
 from medviewer.io.atomic import atomic_write_group, atomic_write_with
 from medviewer.io.dicom_headers import segmentation_kind
 from medviewer.io.formats import VOLUME_FORMATS, extension_of
+from medviewer.io.image_write import write_image
 from medviewer.io.image_files import array_from_image, read_information
 
 #: Header field holding a label map's LabelTable as JSON (NRRD and MetaImage only).
@@ -41,13 +43,11 @@ def _check_writable(path: str | os.PathLike[str]) -> str:
 
 
 def _write(image: sitk.Image, path: str | os.PathLike[str], compress: bool) -> Path:
+    """Write through a verified temporary file: a short write never replaces the file at ``path``."""
     extension = _check_writable(path)
 
     def write(tmp: Path) -> None:
-        try:
-            sitk.WriteImage(image, str(tmp), useCompression=compress or extension == ".nii.gz")
-        except RuntimeError as error:
-            raise CorruptFileError(f"cannot write the file: {str(error).strip().splitlines()[-1]}", path) from None
+        write_image(image, tmp, compress or extension == ".nii.gz")
 
     if extension in _DETACHED:
         atomic_write_group(path, write)

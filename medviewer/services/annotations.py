@@ -4,7 +4,9 @@ The model's proposal (ORIGINAL) is remembered by a :class:`ProposalTracker` the
 moment a model's label map enters the document, so the saved case keeps it beside
 the corrected label (FINAL) and the provenance record can count the voxels the
 annotator added and removed. Saving marks the document saved and removes its
-recovery files.
+recovery files. A save is all or nothing (see ``medviewer.io.nnunet_dataset``): on a
+full disk or while another process saves into the dataset, nothing changes and the
+error says why.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from medviewer.core.document import Document
 from medviewer.core.errors import MedviewerError
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.paths import datasets_dir
+from medviewer.io.dataset_lock import DEFAULT_TIMEOUT_S
 from medviewer.io.nnunet_dataset import CaseRecord, NnUNetDataset, dataset_folder_name
 
 #: Label map sources that are not a model's proposal.
@@ -107,6 +110,8 @@ class SaveTarget:
     dataset_id: int = 500
     dataset_name: str = "MedviewerAnnotations"
     parent: Path | None = None
+    #: Seconds to wait for another process saving into the same dataset before naming it in the error.
+    lock_timeout: float = DEFAULT_TIMEOUT_S
 
     def folder_parent(self) -> Path:
         return Path(self.parent) if self.parent is not None else datasets_dir()
@@ -147,6 +152,14 @@ def save_annotations(
     -------
     CaseRecord
         Paths written and the provenance record.
+
+    Raises
+    ------
+    MedviewerError
+        Nothing was saved and the dataset is unchanged: ``DiskFullError`` (the disk is
+        full, ENOSPC), ``DatasetLockedError`` (another process kept saving into the
+        dataset for longer than ``target.lock_timeout``; it names that process), or
+        ``DatasetError``. The document stays modified.
     """
     target = target or SaveTarget()
     label_map = label_map or document.active_label_map
@@ -165,7 +178,8 @@ def save_annotations(
         "software": f"medviewer {__version__}",
     }
     dataset = NnUNetDataset.create_or_open(
-        target.folder_parent(), target.dataset_id, target.dataset_name, document.volume.modality or None
+        target.folder_parent(), target.dataset_id, target.dataset_name, document.volume.modality or None,
+        lock_timeout=target.lock_timeout,
     )
     record = dataset.save_case(
         document.volume,

@@ -190,3 +190,20 @@ def test_import_of_a_labelmap_seg(ct_series, tmp_path):
     (labels,) = read_dicom_seg(tmp_path / "labelmap.dcm", geometry)
     np.testing.assert_array_equal(labels.array, numbers)
     assert [labels.table[n].name for n in (1, 2)] == ["liver", "lesion"]
+
+
+def test_export_onto_a_full_disk_keeps_the_previous_seg(ct_series, tmp_path):
+    from small_disk import fill_to, small_disk
+
+    from medviewer.io.atomic import DiskFullError
+
+    folder, _, geometry = ct_series
+    files = series_files([folder])
+    with small_disk(tmp_path / "disk", 512) as disk:
+        out = export_dicom_seg(_labels(geometry), files, disk / "seg.dcm")
+        before = out.read_bytes()
+        fill_to(disk, 0)
+        with pytest.raises(DiskFullError, match=r"ENOSPC.*the previous file is unchanged"):
+            export_dicom_seg(_labels(geometry), files, out)
+        assert out.read_bytes() == before
+        assert sorted(p.name for p in disk.iterdir()) == ["filler.bin", "seg.dcm"]

@@ -290,3 +290,18 @@ def test_nnunet_integrity_check_passes_when_nnunetv2_is_installed(tmp_path, monk
     next((dataset.root / "labelsTr").glob("*.nii.gz")).unlink()
     with pytest.raises(Exception):
         verify(str(dataset.root), 1)
+
+
+def test_history_keeps_the_label_and_the_proposal_apart(tmp_path):
+    """Both are named CASE.nii.gz; the archived proposal used to overwrite the archived label."""
+    dataset = NnUNetDataset.create_or_open(tmp_path, 514, "History")
+    volume = make_volume()
+    final = make_labels(volume)
+    proposal = LabelMap(np.where(final.array == 7, 0, final.array).astype(np.uint8), volume.geometry, final.table)
+    first = dataset.save_case(volume, final, original=proposal)
+    label_bytes, original_bytes = first.label.read_bytes(), first.original.read_bytes()
+    dataset.save_case(volume, proposal)
+    kept = dataset.root / "history" / first.case_id / "v1"
+    assert (kept / first.label.name).read_bytes() == label_bytes
+    assert (kept / f"{first.case_id}_original.nii.gz").read_bytes() == original_bytes
+    assert dataset.load_original(first.case_id) is None  # the new version has no proposal

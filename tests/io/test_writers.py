@@ -151,3 +151,69 @@ def test_overwrite_replaces_atomically(tmp_path):
     write_volume(Volume(np.ones(geometry.shape, np.int16), geometry), path)
     assert read_volume(path).array.sum() == 27
     assert [p.name for p in tmp_path.iterdir()] == ["v.mha"]
+
+
+# ---------------------------------------------------------------- verified writes
+def _noise_volume(seed: int, shape_zyx=(10, 40, 40)) -> Volume:  # 32 kB that do not compress
+    rng = np.random.default_rng(seed)
+    geometry = Geometry(shape_zyx[::-1], (0.9, 0.9, 2.0), (1.0, 2.0, 3.0))
+    return Volume(rng.integers(-1000, 1000, shape_zyx).astype(np.int16), geometry, "CT")
+
+
+@pytest.mark.parametrize("extension", EXTENSIONS)
+def test_a_full_disk_keeps_the_previous_file(tmp_path, extension):
+    """SimpleITK leaves a short NIfTI without raising on ENOSPC; it must never replace the good file."""
+    from small_disk import fill_to, small_disk, snapshot
+
+    from medviewer.io.atomic import DiskFullError
+
+    first, second = _noise_volume(1), _noise_volume(2)
+    labels = LabelMap((first.array > 0).astype(np.uint8), first.geometry, LabelTable.from_names({1: "bone"}))
+    with small_disk(tmp_path / "disk", 512) as disk:
+        target, label_target = disk / f"scan{extension}", disk / f"labels{extension}"
+        write_volume(first, target)
+        write_label_map(labels, label_target)
+        for free in (0, 4096, 8192, 16384):
+            before = snapshot(disk)
+            before.pop("filler.bin", None)
+            fill_to(disk, free)
+            with pytest.raises(DiskFullError, match=r"disk is full \(ENOSPC\).*the previous file is unchanged"):
+                write_volume(second, target)
+            after = snapshot(disk)
+            after.pop("filler.bin")
+            assert after == before, f"{free} bytes free"
+            (disk / "filler.bin").unlink()
+        np.testing.assert_array_equal(read_volume(target).array, first.array)
+        np.testing.assert_array_equal(read_label_map(label_target, first.geometry).array, labels.array)
+        write_volume(second, target)  # with room again the write succeeds
+        np.testing.assert_array_equal(read_volume(target).array, second.array)
+
+
+@pytest.mark.parametrize("name", ["a.nii.nii.gz", "scan.nii.gz.nii.gz", "f.nii.nii", "x.mha.mha", "y.nrrd.nrrd"])
+def test_doubled_extensions_write_exactly_that_file(tmp_path, name):
+    """NIfTI's writer used to "fix" the temporary name and write beside it; a 0-byte file replaced the target."""
+    volume = _noise_volume(3)
+    written = write_volume(volume, tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert written.stat().st_size > 348
+    back = sitk.ReadImage(str(tmp_path / name))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), volume.array)
+
+
+def test_a_short_write_is_refused_without_a_full_disk(tmp_path, monkeypatch):
+    from medviewer.io.atomic import WriteFailedError
+
+    target = tmp_path / "scan.nii.gz"
+    write_volume(_noise_volume(4), target)
+    before = target.read_bytes()
+    real_write = sitk.WriteImage
+
+    def short_write(image, path, *args, **kwargs):  # what NIfTI's writer leaves on ENOSPC, without raising
+        real_write(image, path, *args, **kwargs)
+        with open(path, "rb+") as handle:
+            handle.truncate(200)
+
+    monkeypatch.setattr(sitk, "WriteImage", short_write)
+    with pytest.raises(WriteFailedError, match="previous file is unchanged"):
+        write_volume(_noise_volume(5), target)
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]

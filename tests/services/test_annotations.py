@@ -95,3 +95,49 @@ def test_split_model_source():
     assert split_model_source("kidney-net 1.2") == ("kidney-net", "1.2")
     assert split_model_source("My model 0.3.1") == ("My model", "0.3.1")
     assert split_model_source("solo") == ("solo", "")
+
+
+def test_a_full_disk_save_says_so_and_changes_nothing(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
+    from small_disk import fill_to, small_disk, snapshot
+
+    document = _document()
+    session = EditSession(document)
+    _dab(session, 10, 10, 2)
+    with small_disk(tmp_path / "disk", 256) as disk:
+        target = SaveTarget(504, "Full", disk)
+        first = save_annotations(document, target)
+        _dab(session, 20, 20, 2)
+        before = snapshot(first.label.parents[1])
+        fill_to(disk, 0)
+        with pytest.raises(MedviewerError) as raised:
+            save_annotations(document, target)
+        assert "the disk is full (ENOSPC)" in str(raised.value) and "the dataset is unchanged" in str(raised.value)
+        assert document.modified, "a failed save leaves the document unsaved"
+        assert snapshot(first.label.parents[1]) == before
+        (disk / "filler.bin").unlink()
+        second = save_annotations(document, target)
+        assert second.version == 2 and not document.modified
+        _, labels = NnUNetDataset(first.label.parents[1]).load_case(first.case_id)
+        assert labels.voxel_count(1) == 26
+
+
+def test_a_save_while_another_process_saves_names_it(tmp_path):
+    import os
+    import socket
+
+    from medviewer.io.dataset_lock import DatasetLock
+
+    document = _document()
+    _dab(EditSession(document), 10, 10, 2)
+    target = SaveTarget(505, "Busy", tmp_path, lock_timeout=0.2)
+    save_annotations(document, target)
+    _dab(EditSession(document), 20, 20, 2)
+    with DatasetLock(tmp_path / "Dataset505_Busy"):
+        with pytest.raises(MedviewerError, match=rf"being saved by another process \(pid {os.getpid()}") as raised:
+            save_annotations(document, target)
+    assert socket.gethostname() in str(raised.value) and document.modified
+    assert save_annotations(document, target).version == 2
