@@ -314,7 +314,12 @@ def _stack_without_positions(records: list[FrameRecord]) -> tuple[list[FrameReco
             spacing, how = 1.0, "in InstanceNumber order, 1 mm apart (no slice distance in the headers)"
     else:
         return None
-    plane = "directions from ImageOrientationPatient" if first.orientation is not None else "axial directions assumed"
+    if first.orientation_problem:
+        plane = "the assumed orientation"
+    elif first.orientation is not None:
+        plane = "directions from ImageOrientationPatient"
+    else:
+        plane = "axial directions assumed"
     note = (
         f"{_missing_position_text(records)}: the {count} slices were stacked {how}, "
         f"origin (0, 0, 0) assumed, {plane}"
