@@ -89,9 +89,9 @@ def load_dicom_series(
     if str(array.dtype) != series.pixel_type:
         metadata.warnings.append(f"pixel values needed {array.dtype} instead of {series.pixel_type}")
     if nan or inf:
+        counts = " and ".join(text for count, text in ((nan, f"{nan} NaN"), (inf, f"{inf} infinite (+/-Inf)")) if count)
         metadata.warnings.append(
-            f"the pixel data holds {nan} NaN and {inf} infinite (+/-Inf) "
-            f"voxel{'s' if nan + inf != 1 else ''}: they are not measurements"
+            f"the pixel data holds {counts} voxel{'s' if nan + inf != 1 else ''}: they are not measurements"
         )
     progress(1.0, "Loaded")
     return Volume(array, series.geometry, modality=series.modality, metadata=metadata, name=series.description)

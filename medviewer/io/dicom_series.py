@@ -57,6 +57,10 @@ MAX_SLICE_MULTIPLIER = 4
 #: projection images (CR, DX, XA...) and screenshots stay separate images.
 CROSS_SECTIONAL_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
 
+#: Secondary captures (...1.1.7 and its multi-frame ...1.1.7.x) and, by the same prefix, the
+#: visible-light family (...1.1.77.x): pictures, never slices of a volume.
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+
 #: ImageOrientationPatient of the standard planes, indexed by the world axis of their normal.
 _STANDARD_PLANES: tuple[tuple[str, tuple[float, ...]], ...] = (
     ("sagittal", (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)),
@@ -159,13 +163,20 @@ def build_series(records: Iterable[FrameRecord], skipped: list[SkippedFile]) -> 
 
 
 def _uidless_key(record: FrameRecord, orientations: list[tuple[float, ...]]) -> str:
-    """Grouping key of a file without SeriesInstanceUID (what 3D Slicer and dcm2niix use instead)."""
+    """Grouping key of a file without SeriesInstanceUID (what 3D Slicer and dcm2niix use instead).
+
+    The key is a digest of the identifying values, so the same files get the same key in
+    every scan (recovery and saved sessions refer to series by it); orientations within
+    the tolerance share their first representative.
+    """
+    index = _cluster(record.orientation, orientations, ORIENTATION_TOLERANCE)
+    orientation = tuple(round(v, 2) + 0.0 for v in orientations[index]) if index >= 0 else None
     identity = (
         record.study_uid,
         record.frame_of_reference_uid,
         record.series_number,
         record.series_description,
-        _cluster(record.orientation, orientations, ORIENTATION_TOLERANCE),
+        orientation,
         record.rows,
         record.columns,
     )
@@ -254,12 +265,10 @@ def _assume_orientation(records: list[FrameRecord]) -> str:
 
 def _is_slice(record: FrameRecord) -> bool:
     """Whether an image without position is a slice of a volume (not a radiograph or screenshot)."""
-    return bool(
-        record.orientation is not None
-        or record.orientation_problem
-        or record.position_problem
-        or record.modality in CROSS_SECTIONAL_MODALITIES
-    )
+    if record.orientation is not None or record.orientation_problem or record.position_problem:
+        return True  # the header meant to place it in patient space
+    # A secondary capture (dose report, screenshot) is a picture even when its modality says CT.
+    return record.modality in CROSS_SECTIONAL_MODALITIES and not record.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX)
 
 
 def _unpositioned_parts(group: _Part) -> list[_Part]:
@@ -559,7 +568,7 @@ def _series_info(key: str, uid: str, part: _Part, part_count: int) -> SeriesInfo
         study_uid=first.study_uid,
         study_description=first.study_description,
         study_date=first.study_date,
-        series_uid=uid if not uid.startswith(("file:", "no-uid:")) else "",
+        series_uid=uid if not uid.startswith("no-uid:") else "",
         series_description=description,
         series_number=first.series_number,
         windows=list(windows),

@@ -525,8 +525,12 @@ def test_radiographs_without_positions_stay_separate_images(tmp_path):
     for name in ("pa", "lat"):
         path = sd.write_radiograph(tmp_path / f"{name}.dcm", np.zeros((20, 30), np.uint16), pixel_spacing=(0.2, 0.2))
         sd.edit_files([path], SeriesInstanceUID=series_uid, InstanceNumber=1 if name == "pa" else 2)
+    # So do the pages of a CT dose report (secondary capture, modality CT).
+    pages = sd.write_series(tmp_path / "dose", ramp_slices(2), np.zeros((2, 3)), prefix="DOSE")
+    sd.edit_files(pages, ImagePositionPatient=sd.DELETE, ImageOrientationPatient=sd.DELETE,
+                  SOPClassUID="1.2.840.10008.5.1.4.1.1.7")
     series = scan(tmp_path)
-    assert [s.geometry.size for s in series] == [(30, 20, 1), (30, 20, 1)]
+    assert sorted(s.geometry.size for s in series) == [(10, 12, 1), (10, 12, 1), (30, 20, 1), (30, 20, 1)]
     assert all(s.warnings == [] for s in series)
 
 
@@ -601,5 +605,7 @@ def test_nan_and_inf_in_float_pixel_data_are_warned(tmp_path):
     np.testing.assert_array_equal(volume.array[0], values)  # bit-exact, NaN where NaN
     assert volume.metadata.warnings == ["the pixel data holds 1 NaN and 2 infinite (+/-Inf) voxels: they are not measurements"]
 
+    all_nan = sd.write_float_image(tmp_path / "nan.dcm", np.full((3, 4), np.nan, np.float32))
+    assert load(scan(all_nan)[0]).metadata.warnings == ["the pixel data holds 12 NaN voxels: they are not measurements"]
     finite = sd.write_float_image(tmp_path / "finite.dcm", np.nan_to_num(values, posinf=1.0, neginf=-1.0))
     assert load(scan(finite)[0]).metadata.warnings == []
