@@ -527,11 +527,12 @@ def read_frame_records(path: str) -> list[FrameRecord] | SkippedFile:
     except Exception as error:  # noqa: BLE001
         return SkippedFile(path, f"DICOM header cannot be interpreted ({type(error).__name__}: {error})", "corrupt")
 
-    implicit, little = ds.original_encoding
-    element = _pixel_element(pixel_element, bool(implicit), little is not False)
-    if element is not None and element[0] in _FLOAT_PIXEL_TAGS:
-        base.float_pixels = "float32"
     if base.transfer_syntax in UNCOMPRESSED_SYNTAXES:
+        # Float pixel data is always native; the element header is where pydicom stopped.
+        implicit, little = ds.original_encoding
+        element = _pixel_element(pixel_element, bool(implicit), little is not False)
+        if element is not None and element[0] in _FLOAT_PIXEL_TAGS:
+            base.float_pixels = "float32"
         problem = _check_pixel_length(base, size, pixel_offset, bool(implicit))
         if not problem and element is not None:
             problem, base.pixel_note = _check_pixel_excess(base, element[1])

@@ -609,3 +609,20 @@ def test_nan_and_inf_in_float_pixel_data_are_warned(tmp_path):
     assert load(scan(all_nan)[0]).metadata.warnings == ["the pixel data holds 12 NaN voxels: they are not measurements"]
     finite = sd.write_float_image(tmp_path / "finite.dcm", np.nan_to_num(values, posinf=1.0, neginf=-1.0))
     assert load(scan(finite)[0]).metadata.warnings == []
+
+
+def test_enhanced_multiframe_with_zero_orientation_assumes_a_plane(tmp_path):
+    frames = ramp_slices(4)
+    positions = sd.stack_positions((5.0, 6.0, 7.0), sd.AXIAL, np.arange(4) * 1.5)
+    path = sd.write_enhanced(tmp_path / "enhanced.dcm", frames, positions, orientation=(0.0,) * 6, frame_order=[2, 0, 3, 1])
+    series = scan(path)
+    assert len(series) == 1
+    info = series[0]
+    assert info.geometry.size == (10, 12, 4)
+    np.testing.assert_allclose(info.geometry.spacing, (0.6, 0.5, 1.5), atol=1e-9)
+    np.testing.assert_allclose(info.geometry.origin, (5.0, 6.0, 7.0), atol=1e-9)
+    assert info.warnings == [
+        f"ImageOrientationPatient is all zero (0, 0, 0, 0, 0, 0) in {path}: the orientation is unknown, axial was "
+        "assumed (the axis along which the slice positions change); left/right and front/back may be wrong"
+    ]
+    np.testing.assert_array_equal(load(info).array, frames)
