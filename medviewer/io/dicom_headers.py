@@ -85,6 +85,7 @@ HEADER_TAGS = [
     "SeriesNumber",
     "AcquisitionNumber",
     "InstanceNumber",
+    "SliceLocation",
     "ImagePositionPatient",
     "ImageOrientationPatient",
     "PatientOrientation",
@@ -183,6 +184,15 @@ class FrameRecord:
     acquisition_time: Any = None
     content_time: Any = None
     in_stack_position: int | None = None
+    #: SliceLocation (0020,1041): a distance along the normal, used only to order slices without a position.
+    slice_location: float | None = None
+    #: Why a present ImageOrientationPatient / ImagePositionPatient was unusable ('' when fine or absent).
+    orientation_problem: str = ""
+    position_problem: str = ""
+    #: "float32" for Float / Double Float Pixel Data (stored as floating point), else "".
+    float_pixels: str = ""
+    #: A note about the pixel data element (e.g. padding after the pixels), shown as a series warning.
+    pixel_note: str = ""
     #: Set when the file is shorter than its pixel data needs.
     truncated: str = ""
 
@@ -250,6 +260,70 @@ def _numbers(value: Any, count: int) -> tuple[float, ...] | None:
     if len(numbers) != count or any(n != n or abs(n) == float("inf") for n in numbers):
         return None
     return numbers
+
+
+#: Row and column directions whose cosine exceeds this are not perpendicular (about 0.6 degrees off;
+#: scanners write them perpendicular to rounding noise, ~1e-5).
+_PERPENDICULAR_TOLERANCE = 1e-2
+
+
+def _values(value: Any) -> list[Any] | None:
+    """A multi-valued element as a list (a single value as a one-item list); None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return list(value)
+    return [value]
+
+
+def _shown(numbers: list[float | None]) -> str:
+    """Parsed values for a message; NaN, Inf and text were parsed to None."""
+    return ", ".join("not a number" if n is None else f"{n:g}" for n in numbers)
+
+
+def checked_orientation(value: Any) -> tuple[tuple[float, ...] | None, str]:
+    """ImageOrientationPatient as 6 floats, or None and why it cannot be used ('' when absent).
+
+    All-zero, NaN/Inf and parallel row/column directions occur in broken exports; they
+    have no slice normal, so they must never reach the geometry code as if valid.
+    """
+    values = _values(value)
+    if values is None:
+        return None, ""
+    numbers = [_number(v) for v in values]
+    if len(values) != 6:
+        return None, f"ImageOrientationPatient has {len(values)} values instead of 6"
+    if any(n is None for n in numbers):
+        shown = _shown(numbers)
+        return None, f"ImageOrientationPatient holds values that are not finite numbers ({shown})"
+    row, column = numbers[:3], numbers[3:]
+    row_length, column_length = (sum(c * c for c in vector) ** 0.5 for vector in (row, column))
+    shown = ", ".join(f"{n:g}" for n in numbers)
+    if row_length < 1e-6 and column_length < 1e-6:
+        return None, f"ImageOrientationPatient is all zero ({shown})"
+    if row_length < 1e-6 or column_length < 1e-6:
+        which = "row" if row_length < 1e-6 else "column"
+        return None, f"ImageOrientationPatient has a zero {which} direction ({shown})"
+    cosine = sum(a * b for a, b in zip(row, column)) / (row_length * column_length)
+    if abs(cosine) > 1 - 1e-6:
+        return None, f"ImageOrientationPatient has parallel row and column directions ({shown})"
+    if abs(cosine) > _PERPENDICULAR_TOLERANCE:
+        return None, f"ImageOrientationPatient has row and column directions that are not perpendicular ({shown})"
+    return tuple(numbers), ""
+
+
+def checked_position(value: Any) -> tuple[tuple[float, float, float] | None, str]:
+    """ImagePositionPatient as 3 floats, or None and why it cannot be used ('' when absent)."""
+    values = _values(value)
+    if values is None:
+        return None, ""
+    numbers = _numbers(values, 3)
+    if numbers is None:
+        shown = _shown([_number(v) for v in values])
+        if len(values) != 3:
+            return None, f"ImagePositionPatient has {len(values)} values instead of 3 ({shown})"
+        return None, f"ImagePositionPatient holds values that are not finite numbers ({shown})"
+    return numbers, ""
 
 
 #: Letters of DICOM anatomical direction codes (PS3.3 C.7.6.1.1.1): anterior, posterior, right, left, head, foot.
@@ -418,6 +492,7 @@ def read_frame_records(path: str) -> list[FrameRecord] | SkippedFile:
                 ds = pydicom.dcmread(handle, stop_before_pixels=True, specific_tags=_HEADER_TAG_NUMBERS, force=True)
                 forced = True
             pixel_offset = handle.tell()
+            pixel_element = handle.read(12)
     except OSError as error:
         return SkippedFile(path, f"cannot be read ({error.strerror or error})", "corrupt")
     except Exception as error:  # noqa: BLE001 - pydicom raises anything on garbage
@@ -453,7 +528,14 @@ def read_frame_records(path: str) -> list[FrameRecord] | SkippedFile:
         return SkippedFile(path, f"DICOM header cannot be interpreted ({type(error).__name__}: {error})", "corrupt")
 
     if base.transfer_syntax in UNCOMPRESSED_SYNTAXES:
-        problem = _check_pixel_length(base, size, pixel_offset, bool(ds.original_encoding[0]))
+        # Float pixel data is always native; the element header is where pydicom stopped.
+        implicit, little = ds.original_encoding
+        element = _pixel_element(pixel_element, bool(implicit), little is not False)
+        if element is not None and element[0] in _FLOAT_PIXEL_TAGS:
+            base.float_pixels = "float32"
+        problem = _check_pixel_length(base, size, pixel_offset, bool(implicit))
+        if not problem and element is not None:
+            problem, base.pixel_note = _check_pixel_excess(base, element[1])
         if problem:
             return SkippedFile(path, problem, "corrupt", base.series_uid)
 
@@ -476,6 +558,57 @@ def _check_pixel_length(record: FrameRecord, file_size: int, pixel_offset: int, 
     if available < expected:
         return f"the file is truncated: pixel data has {max(available, 0)} of {expected} bytes"
     return ""
+
+
+#: Float Pixel Data and Double Float Pixel Data (parametric maps, some PET/MR exports).
+_FLOAT_PIXEL_TAGS = {0x7FE00008: "Float Pixel Data", 0x7FE00009: "Double Float Pixel Data"}
+_PIXEL_TAGS = {0x7FE00010, *_FLOAT_PIXEL_TAGS}
+_LONG_LENGTH_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
+
+
+def _pixel_element(raw: bytes, implicit_vr: bool, little_endian: bool) -> tuple[int, int | None] | None:
+    """(tag, value length or None when undefined) of the pixel data element header, else None."""
+    order = "<" if little_endian else ">"
+    if len(raw) < 8:
+        return None
+    group, element = struct.unpack(f"{order}HH", raw[:4])
+    tag = (group << 16) | element
+    if tag not in _PIXEL_TAGS:
+        return None
+    if implicit_vr:
+        length = struct.unpack(f"{order}I", raw[4:8])[0]
+    elif raw[4:6] in _LONG_LENGTH_VRS and len(raw) >= 12:
+        length = struct.unpack(f"{order}I", raw[8:12])[0]
+    else:
+        return tag, None
+    return tag, None if length == 0xFFFFFFFF else length
+
+
+def _check_pixel_excess(record: FrameRecord, length: int | None) -> tuple[str, str]:
+    """(refusal, note) when the pixel data element is longer than the header's image size needs.
+
+    At least a whole row more means Rows/Columns/NumberOfFrames/BitsAllocated do not
+    describe the pixels (reading them would scramble the image), so the file is refused;
+    a few bytes of padding are only noted. One pad byte (even length) is normal.
+    """
+    if length is None:
+        return "", ""
+    bits = record.bits_allocated
+    pixels = record.rows * record.columns * record.samples_per_pixel * record.number_of_frames
+    expected = (pixels + 7) // 8 if bits == 1 else pixels * max(bits, 8) // 8
+    excess = length - expected - (expected % 2)
+    if excess <= 0:
+        return "", ""
+    row_bytes = max(1, record.columns * record.samples_per_pixel * max(bits, 8) // 8)
+    frames = f" x {record.number_of_frames} frames" if record.number_of_frames > 1 else ""
+    size = f"Rows {record.rows} x Columns {record.columns}{frames} at {bits} bits"
+    if excess >= row_bytes:
+        return (
+            f"the pixel data holds {length} bytes but {size} needs {expected}: "
+            "the header's image size does not match the pixel data",
+            "",
+        )
+    return "", f"the pixel data has {excess} bytes more than {size} needs; they were ignored"
 
 
 def _base_record(header: "_Header", path: str, sop_class: str, transfer_syntax: str) -> FrameRecord:
@@ -505,8 +638,7 @@ def _base_record(header: "_Header", path: str, sop_class: str, transfer_syntax: 
         photometric=_text(header.get("PhotometricInterpretation")).upper() or "MONOCHROME2",
         bits_allocated=_integer(header.get("BitsAllocated")) or 16,
         pixel_representation=_integer(header.get("PixelRepresentation")) or 0,
-        position=_numbers(header.get("ImagePositionPatient"), 3),
-        orientation=_numbers(header.get("ImageOrientationPatient"), 6),
+        slice_location=_number(header.get("SliceLocation")),
         patient_orientation=_direction_codes(header.get("PatientOrientation")),
         slice_thickness=_number(header.get("SliceThickness")),
         spacing_between_slices=_number(header.get("SpacingBetweenSlices")),
@@ -529,6 +661,8 @@ def _base_record(header: "_Header", path: str, sop_class: str, transfer_syntax: 
         content_time=_hashable(header.get("ContentTime")),
     )
     record.bits_stored = _integer(header.get("BitsStored")) or record.bits_allocated
+    record.position, record.position_problem = checked_position(header.get("ImagePositionPatient"))
+    record.orientation, record.orientation_problem = checked_orientation(header.get("ImageOrientationPatient"))
     slope, intercept = _number(header.get("RescaleSlope")), _number(header.get("RescaleIntercept"))
     record.slope = slope if slope not in (None, 0.0) else 1.0
     record.intercept = intercept if intercept is not None else 0.0
@@ -573,10 +707,12 @@ def _enhanced_records(ds: Dataset, base: FrameRecord) -> list[FrameRecord]:
 
         position = group("PlanePositionSequence")
         if position is not None:
-            record.position = _numbers(_get(position, "ImagePositionPatient"), 3)
+            record.position, record.position_problem = checked_position(_get(position, "ImagePositionPatient"))
         orientation = group("PlaneOrientationSequence")
         if orientation is not None:
-            record.orientation = _numbers(_get(orientation, "ImageOrientationPatient"), 6)
+            record.orientation, record.orientation_problem = checked_orientation(
+                _get(orientation, "ImageOrientationPatient")
+            )
         measures = group("PixelMeasuresSequence")
         if measures is not None:
             _set_spacing(record, lambda keyword: _get(measures, keyword))

@@ -65,6 +65,7 @@ def load_dicom_series(
             reading(done / total, "Reading DICOM frames")
 
     array = stack.array
+    nan, inf = stack.nan, stack.inf
     if plan.resample is not None:
         resample = plan.resample
         fill_value = float(array.min()) if array.size else 0.0
@@ -87,6 +88,11 @@ def load_dicom_series(
         metadata.warnings.append("MONOCHROME1 pixels were inverted by the GDCM decoder (bright = dense)")
     if str(array.dtype) != series.pixel_type:
         metadata.warnings.append(f"pixel values needed {array.dtype} instead of {series.pixel_type}")
+    if nan or inf:
+        counts = " and ".join(text for count, text in ((nan, f"{nan} NaN"), (inf, f"{inf} infinite (+/-Inf)")) if count)
+        metadata.warnings.append(
+            f"the pixel data holds {counts} voxel{'s' if nan + inf != 1 else ''}: they are not measurements"
+        )
     progress(1.0, "Loaded")
     return Volume(array, series.geometry, modality=series.modality, metadata=metadata, name=series.description)
 
@@ -99,6 +105,9 @@ class _SliceStack:
         self.shape_yx = (rows, columns)
         self.low = np.inf
         self.high = -np.inf
+        #: Non-finite voxels seen (Float Pixel Data can hold NaN/Inf; integers cannot).
+        self.nan = 0
+        self.inf = 0
 
     def put(self, slot: int, values: np.ndarray, item: DicomSlice, rescaled: bool, plan: DicomPlan) -> None:
         name = item.path if item.frame is None else f"{item.path} (frame {item.frame + 1})"
@@ -122,7 +131,12 @@ class _SliceStack:
             return
         if needs_rescale:
             values = _rescale(values, item.slope, item.intercept)
-        low, high = _min_max(values)
+        if values.dtype.kind == "f":
+            nan, inf = int(np.count_nonzero(np.isnan(values))), int(np.count_nonzero(np.isinf(values)))
+            self.nan, self.inf = self.nan + nan, self.inf + inf
+            low, high = _min_max(values[np.isfinite(values)] if nan or inf else values)
+        else:
+            low, high = _min_max(values)
         fractional = self.array.dtype.kind in "iu" and values.dtype.kind == "f" and not np.array_equal(values, np.rint(values))
         self._include(low, high, fractional)
         self.array[slot] = values

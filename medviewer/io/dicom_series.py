@@ -14,11 +14,18 @@ The rules follow what 3D Slicer and dcm2niix do with real scanner data:
   slices) get a resampling plan onto a regular grid and a warning; the geometry in the
   ``SeriesInfo`` is the geometry the loaded volume will have;
 * a stack whose gaps would need more interpolated slices than were acquired (separate
-  slabs, scattered slices) is split into its contiguous runs instead.
+  slabs, scattered slices) is split into its contiguous runs instead;
+* files without a SeriesInstanceUID (anonymised exports) are grouped by study, frame of
+  reference, series number/description, orientation and image size, as dcm2niix does;
+* geometry the headers do not give is never invented silently: an unusable
+  ImageOrientationPatient is replaced by the standard plane the positions suggest, slices
+  without ImagePositionPatient are stacked by SliceLocation or InstanceNumber, and each
+  assumption is a warning of the series naming the file and the attribute.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections import defaultdict
@@ -45,6 +52,26 @@ _MIN_POSITION_TOLERANCE = 1e-2
 #: Variable spacing is resampled at the finest gap, but never to more than this many
 #: times as many slices as were acquired.
 MAX_SLICE_MULTIPLIER = 4
+
+#: Modalities whose images are slices of a volume (stacked when they lack positions);
+#: projection images (CR, DX, XA...) and screenshots stay separate images.
+CROSS_SECTIONAL_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
+
+#: Secondary captures (...1.1.7 and its multi-frame ...1.1.7.x) and, by the same prefix, the
+#: visible-light family (...1.1.77.x): pictures, never slices of a volume.
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+
+#: ImageOrientationPatient of the standard planes, indexed by the world axis of their normal.
+_STANDARD_PLANES: tuple[tuple[str, tuple[float, ...]], ...] = (
+    ("sagittal", (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)),
+    ("coronal", (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)),
+    ("axial", (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)),
+)
+
+NO_UID_WARNING = (
+    "the files have no SeriesInstanceUID: grouped into one series by study, frame of reference, "
+    "series number and description, orientation and image size"
+)
 
 # Tags tried, in order, to tell apart volumes that share slice positions: (attribute, label).
 VOLUME_TAGS: tuple[tuple[str, str], ...] = (
@@ -104,6 +131,8 @@ class _Part:
     records: list[FrameRecord]
     labels: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Slice spacing of files stacked without positions (decided in ``_stack_without_positions``).
+    z_spacing: float | None = None
 
 
 # ---------------------------------------------------------------------------- public
@@ -111,6 +140,7 @@ def build_series(records: Iterable[FrameRecord], skipped: list[SkippedFile]) -> 
     """Group, split, sort and analyse frame records into series (duplicates go to ``skipped``)."""
     by_uid: dict[str, list[FrameRecord]] = {}
     seen: set[tuple[str, int | None]] = set()
+    orientations: list[tuple[float, ...]] = []
     for record in records:
         key = (record.sop_instance_uid, record.frame)
         if record.sop_instance_uid and key in seen:
@@ -118,16 +148,50 @@ def build_series(records: Iterable[FrameRecord], skipped: list[SkippedFile]) -> 
                 skipped.append(SkippedFile(record.path, "duplicate of another file (same SOPInstanceUID)", "duplicate"))
             continue
         seen.add(key)
-        by_uid.setdefault(record.series_uid or f"file:{record.path}", []).append(record)
+        by_uid.setdefault(record.series_uid or _uidless_key(record, orientations), []).append(record)
 
     series: list[SeriesInfo] = []
     for uid, group in by_uid.items():
         parts = _split_series(group)
         for index, part in enumerate(parts):
             key = uid if len(parts) == 1 else f"{uid}#{index + 1}"
+            if uid.startswith("no-uid:"):
+                part.warnings.insert(0, NO_UID_WARNING)
             series.append(_series_info(key, uid, part, len(parts)))
     series.sort(key=lambda s: (s.study_uid, s.number if s.number is not None else 1 << 30, s.uid))
     return series
+
+
+def _uidless_key(record: FrameRecord, orientations: list[tuple[float, ...]]) -> str:
+    """Grouping key of a file without SeriesInstanceUID (what 3D Slicer and dcm2niix use instead).
+
+    The key is a digest of the identifying values, so the same files get the same key in
+    every scan (recovery and saved sessions refer to series by it); orientations within
+    the tolerance share their first representative.
+    """
+    index = _cluster(record.orientation, orientations, ORIENTATION_TOLERANCE)
+    orientation = tuple(round(v, 2) + 0.0 for v in orientations[index]) if index >= 0 else None
+    identity = (
+        record.study_uid,
+        record.frame_of_reference_uid,
+        record.series_number,
+        record.series_description,
+        orientation,
+        record.rows,
+        record.columns,
+    )
+    return "no-uid:" + hashlib.sha1(repr(identity).encode()).hexdigest()[:16]
+
+
+def _cluster(value: tuple[float, ...] | None, representatives: list[tuple[float, ...]], tolerance: float) -> int:
+    """Index of the representative within ``tolerance`` of ``value`` (added when new); -1 for None."""
+    if value is None:
+        return -1
+    for index, rep in enumerate(representatives):
+        if max(abs(a - b) for a, b in zip(value, rep)) <= tolerance:
+            return index
+    representatives.append(value)
+    return len(representatives) - 1
 
 
 def slice_normal(orientation: Iterable[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,6 +209,7 @@ def slice_normal(orientation: Iterable[float]) -> tuple[np.ndarray, np.ndarray, 
 
 # ---------------------------------------------------------------------------- splitting
 def _split_series(records: list[FrameRecord]) -> list[_Part]:
+    assumed = _assume_orientation(records)
     groups = _split_by_grid(records)
     parts: list[_Part] = []
     for group in groups:
@@ -153,33 +218,128 @@ def _split_series(records: list[FrameRecord]) -> list[_Part]:
             for volume in _split_repeated_positions(group):
                 parts.extend(_split_sparse_stack(volume))
         else:
-            # Without positions, frames of one file form a stack; separate files stay separate images.
-            by_file: dict[str, list[FrameRecord]] = {}
-            for record in group.records:
-                by_file.setdefault(record.path, []).append(record)
-            for index, file_records in enumerate(by_file.values()):
-                labels = list(group.labels) + ([f"image {index + 1}"] if len(by_file) > 1 else [])
-                parts.append(_Part(sorted(file_records, key=lambda r: r.frame or 0), labels, list(group.warnings)))
+            parts.extend(_unpositioned_parts(group))
     if len(groups) > 1:
         summary = ", ".join(f"{' '.join(g.labels)}: {len(g.records)}" for g in groups)
         for part in parts:
             part.warnings.append(f"this DICOM series mixes image grids ({summary} frames); split into {len(parts)} series")
+    if assumed:
+        for part in parts:
+            if any(r.orientation_problem for r in part.records):
+                part.warnings.insert(0, assumed)
     return parts
+
+
+def _files_text(records: list[FrameRecord]) -> str:
+    """'PATH' for one file, 'N files (e.g. PATH)' for several."""
+    files = list(dict.fromkeys(r.path for r in records))
+    return files[0] if len(files) == 1 else f"{len(files)} files (e.g. {files[0]})"
+
+
+def _assume_orientation(records: list[FrameRecord]) -> str:
+    """Give frames with an unusable ImageOrientationPatient a standard plane; the warning that says so.
+
+    3D Slicer (through GDCM) opens such images with a default orientation; so does this,
+    but it picks the plane whose normal is the axis along which the slice positions
+    change (so a sagittal stack stays a stack), and says what was assumed.
+    """
+    bad = [r for r in records if r.orientation_problem]
+    if not bad:
+        return ""
+    name, orientation = _STANDARD_PLANES[2]
+    reason = "no slice positions to tell the plane"
+    positions = [r.position for r in bad if r.position is not None]
+    if len(positions) == len(bad) and len(bad) > 1:
+        spread = np.ptp(np.array(positions, dtype=float), axis=0)
+        if float(spread.max()) > 0:
+            name, orientation = _STANDARD_PLANES[int(np.argmax(spread))]
+            reason = "the axis along which the slice positions change"
+    for record in bad:
+        # The record is this scan's own; the assumed plane is what the series will use.
+        record.orientation = orientation
+    return (
+        f"{bad[0].orientation_problem} in {_files_text(bad)}: the orientation is unknown, "
+        f"{name} was assumed ({reason}); left/right and front/back may be wrong"
+    )
+
+
+def _is_slice(record: FrameRecord) -> bool:
+    """Whether an image without position is a slice of a volume (not a radiograph or screenshot)."""
+    if record.orientation is not None or record.orientation_problem or record.position_problem:
+        return True  # the header meant to place it in patient space
+    # A secondary capture (dose report, screenshot) is a picture even when its modality says CT.
+    return record.modality in CROSS_SECTIONAL_MODALITIES and not record.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX)
+
+
+def _unpositioned_parts(group: _Part) -> list[_Part]:
+    """Frames without a position: one file's frames form a stack; slices of several files are
+    stacked by SliceLocation or InstanceNumber; other images (radiographs) stay separate."""
+    by_file: dict[str, list[FrameRecord]] = {}
+    for record in group.records:
+        by_file.setdefault(record.path, []).append(record)
+    if len(by_file) > 1 and all(len(f) == 1 for f in by_file.values()) and all(_is_slice(r) for r in group.records):
+        stacked = _stack_without_positions(group.records)
+        if stacked is not None:
+            records, spacing, note = stacked
+            return [_Part(records, list(group.labels), list(group.warnings) + [note], z_spacing=spacing)]
+    parts = []
+    for index, file_records in enumerate(by_file.values()):
+        labels = list(group.labels) + ([f"image {index + 1}"] if len(by_file) > 1 else [])
+        parts.append(_Part(sorted(file_records, key=lambda r: r.frame or 0), labels, list(group.warnings)))
+    return parts
+
+
+def _missing_position_text(records: list[FrameRecord]) -> str:
+    bad = [r for r in records if r.position_problem]
+    if bad:
+        return f"{bad[0].position_problem} in {_files_text(bad)}"
+    return f"ImagePositionPatient is missing in {_files_text(records)}"
+
+
+def _stack_without_positions(records: list[FrameRecord]) -> tuple[list[FrameRecord], float, str] | None:
+    """Slices without positions in SliceLocation (else InstanceNumber) order, their spacing and the warning.
+
+    None when neither tag orders them (every file must have a distinct value).
+    """
+    count = len(records)
+    locations = [r.slice_location for r in records]
+    numbers = [r.instance_number for r in records]
+    first = records[0]
+    if None not in locations and len({round(v, 3) for v in locations}) == count:
+        records = sorted(records, key=lambda r: r.slice_location)
+        ordered = np.array([r.slice_location for r in records])
+        gaps = np.diff(ordered)
+        spacing = float(ordered[-1] - ordered[0]) / (count - 1)
+        how = f"in SliceLocation order, {spacing:.4g} mm apart"
+        if float(np.max(np.abs(gaps - spacing))) > max(_MIN_POSITION_TOLERANCE, GRID_TOLERANCE_FRACTION * spacing):
+            how += f" on average (SliceLocation steps vary from {gaps.min():.4g} to {gaps.max():.4g} mm; not resampled)"
+    elif None not in numbers and len(set(numbers)) == count:
+        records = sorted(records, key=lambda r: r.instance_number)
+        for source, value in (("SpacingBetweenSlices", first.spacing_between_slices), ("SliceThickness", first.slice_thickness)):
+            if value is not None and value > 0:
+                spacing, how = value, f"in InstanceNumber order, {value:.4g} mm apart (from {source})"
+                break
+        else:
+            spacing, how = 1.0, "in InstanceNumber order, 1 mm apart (no slice distance in the headers)"
+    else:
+        return None
+    if first.orientation_problem:
+        plane = "the assumed orientation"
+    elif first.orientation is not None:
+        plane = "directions from ImageOrientationPatient"
+    else:
+        plane = "axial directions assumed"
+    note = (
+        f"{_missing_position_text(records)}: the {count} slices were stacked {how}, "
+        f"origin (0, 0, 0) assumed, {plane}"
+    )
+    return records, spacing, note
 
 
 def _split_by_grid(records: list[FrameRecord]) -> list[_Part]:
     """Split where rows/columns, orientation, pixel spacing or colour differ."""
     orientations: list[tuple[float, ...]] = []
     spacings: list[tuple[float, float]] = []
-
-    def cluster(value, representatives, tolerance):
-        if value is None:
-            return -1
-        for index, rep in enumerate(representatives):
-            if max(abs(a - b) for a, b in zip(value, rep)) <= tolerance:
-                return index
-        representatives.append(value)
-        return len(representatives) - 1
 
     groups: dict[tuple, list[FrameRecord]] = {}
     for record in records:
@@ -188,8 +348,8 @@ def _split_by_grid(records: list[FrameRecord]) -> list[_Part]:
             record.columns,
             record.is_color,
             record.position is not None and record.orientation is not None,
-            cluster(record.orientation, orientations, ORIENTATION_TOLERANCE),
-            cluster(record.pixel_spacing, spacings, PIXEL_SPACING_TOLERANCE),
+            _cluster(record.orientation, orientations, ORIENTATION_TOLERANCE),
+            _cluster(record.pixel_spacing, spacings, PIXEL_SPACING_TOLERANCE),
         )
         groups.setdefault(key, []).append(record)
     if len(groups) == 1:
@@ -371,13 +531,24 @@ def _series_info(key: str, uid: str, part: _Part, part_count: int) -> SeriesInfo
         warnings.extend(geometry_warnings)
     else:
         frame_stack = len(records) > 1
-        z_spacing = first.spacing_between_slices if (first.spacing_between_slices or 0) > 0 else 1.0
-        geometry = Geometry((first.columns, first.rows, len(records)), (column_spacing, row_spacing, z_spacing))
-        if frame_stack:
+        if part.z_spacing is not None:
+            z_spacing = part.z_spacing  # files stacked by SliceLocation/InstanceNumber (warned in the part)
+        else:
+            z_spacing = first.spacing_between_slices if (first.spacing_between_slices or 0) > 0 else 1.0
+        # Directions from ImageOrientationPatient when it is there (or was assumed); origin unknown.
+        direction = np.column_stack(slice_normal(first.orientation)) if first.orientation is not None else np.eye(3)
+        geometry = Geometry.from_matrix(
+            (first.columns, first.rows, len(records)), (column_spacing, row_spacing, z_spacing), (0.0, 0.0, 0.0), direction
+        )
+        if frame_stack and part.z_spacing is None:
             warnings.append(
                 f"the {len(records)} frames have no position in space: stacked in frame order "
                 f"({'assumed ' + format(z_spacing, '.4g') + ' mm' if z_spacing != 1.0 else 'z spacing 1, not a distance'})"
             )
+        if not frame_stack and _is_slice(first):
+            warnings.append(f"{_missing_position_text(records[:1])}: origin (0, 0, 0) assumed")
+    for note in dict.fromkeys(r.pixel_note for r in records if r.pixel_note):
+        warnings.append(f"{note} ({_files_text([r for r in records if r.pixel_note == note])})")
 
     dtype, value_range = _output_type(records)
     description = first.series_description or " ".join(
@@ -397,7 +568,7 @@ def _series_info(key: str, uid: str, part: _Part, part_count: int) -> SeriesInfo
         study_uid=first.study_uid,
         study_description=first.study_description,
         study_date=first.study_date,
-        series_uid=uid if not uid.startswith("file:") else "",
+        series_uid=uid if not uid.startswith("no-uid:") else "",
         series_description=description,
         series_number=first.series_number,
         windows=list(windows),
@@ -579,6 +750,8 @@ def _output_type(records: list[FrameRecord]) -> tuple[str, tuple[float, float] |
     first = records[0]
     if first.is_color:
         return ("uint8" if first.bits_allocated <= 8 else "float32"), None
+    if any(r.float_pixels for r in records):
+        return "float32", None  # Float Pixel Data: the values are floats whatever the slope
     actual = None
     if all(r.smallest_value is not None and r.largest_value is not None for r in records):
         ranges = [_rescaled(r, r.smallest_value, r.largest_value) for r in records]

@@ -297,3 +297,46 @@ def smooth_function(z_mm: np.ndarray, y_mm: np.ndarray, x_mm: np.ndarray) -> np.
 def read_back(path: str | Path) -> Dataset:
     """Read a file written here (for assertions that compare with pydicom directly)."""
     return pydicom.dcmread(path)
+
+
+#: Pass as a value to :func:`edit_files` to delete the attribute.
+DELETE = object()
+
+
+def edit_files(paths: Sequence[str | Path], **changes) -> None:
+    """Rewrite written files with attributes changed (``DELETE`` removes one): broken exports on demand."""
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        for key, value in changes.items():
+            if value is DELETE:
+                if key in ds:
+                    delattr(ds, key)
+            else:
+                setattr(ds, key, value)
+        ds.save_as(path)
+
+
+def write_float_image(
+    path: str | Path,
+    values: np.ndarray,
+    position: Sequence[float] = (0.0, 0.0, 0.0),
+    orientation: Sequence[float] = AXIAL,
+    pixel_spacing: Sequence[float] = (1.0, 1.0),
+) -> Path:
+    """A single-frame image whose pixels are Float Pixel Data (7FE0,0008), as parametric maps store them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = np.asarray(values, dtype=np.float32)
+    ds = _base_dataset(MR_IMAGE_STORAGE, "MR", generate_uid(), generate_uid())
+    ds.SeriesNumber = 5
+    ds.SeriesDescription = "Float map"
+    ds.ImagePositionPatient = [float(v) for v in position]
+    ds.ImageOrientationPatient = [float(v) for v in orientation]
+    ds.PixelSpacing = [float(v) for v in pixel_spacing]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = int(values.shape[0]), int(values.shape[1])
+    ds.BitsAllocated = 32
+    ds.FloatPixelData = np.ascontiguousarray(values).astype("<f4").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

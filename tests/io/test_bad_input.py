@@ -32,6 +32,13 @@ def truncated_dicom(folder):
     return path
 
 
+def excess_pixel_data(folder):
+    """Columns says 32 but the pixel data holds 64x64 pixels (issue 18.12)."""
+    path = sd.write_series(folder, np.zeros((1, 64, 64), np.int16), np.zeros((1, 3)), seed=None)[0]
+    sd.edit_files([path], Columns=32)
+    return path
+
+
 def inconsistent_series(folder):
     """A scanned series whose slice is replaced, after the scan, by one of another size."""
     positions = sd.stack_positions((0, 0, 0), sd.AXIAL, np.arange(3) * 2.0)
@@ -49,6 +56,8 @@ CASES = {
     "raw data half": (lambda d: (d / "scan.raw").write_bytes(b"\0" * 64) and d / "scan.raw", UnsupportedFormatError, ".mhd/.nhdr header"),
     "unknown binary file": (lambda d: (d / "blob").write_bytes(bytes(range(256)) * 8) and d / "blob", UnsupportedFormatError, "not a supported image file"),
     "truncated dicom": (truncated_dicom, CorruptFileError, "truncated"),
+    "excess pixel data": (excess_pixel_data, CorruptFileError, "the pixel data holds 8192 bytes but Rows 64 x Columns 32 "
+                          "at 16 bits needs 4096: the header's image size does not match the pixel data"),
     "corrupt nifti": (lambda d: (d / "broken.nii.gz").write_bytes(gzip.compress(b"not a nifti header" * 4)) and d / "broken.nii.gz", CorruptFileError, "cannot be read as NIfTI"),
     "empty nrrd": (lambda d: (d / "empty.nrrd").write_bytes(b"") or d / "empty.nrrd", CorruptFileError, "empty"),
     "not an image (SR)": (lambda d: sd.write_structured_report(d / "report.dcm"), NotAnImageError, "structured report"),
@@ -117,3 +126,28 @@ def test_bad_series_selection_and_output(tmp_path, capsys):
     assert "out of range" in capsys.readouterr().err
     assert main(["convert", str(tmp_path), str(tmp_path / "out.png"), "--series", "0"]) == 2
     assert "cannot write '.png'" in capsys.readouterr().err
+
+
+def test_excess_pixel_data_in_a_folder_is_left_out_with_a_note(tmp_path):
+    bad = excess_pixel_data(tmp_path / "study")
+    positions = sd.stack_positions((0, 0, 0), sd.AXIAL, np.arange(3) * 2.0)
+    sd.write_series(tmp_path / "study", np.zeros((3, 8, 8), np.int16), positions, prefix="GOOD")
+    series = scan(tmp_path / "study")
+    assert [s.geometry.size for s in series] == [(8, 8, 3)]
+    assert [(n.path, n.kind) for n in series.notes] == [(str(bad), "corrupt")]
+    assert "does not match the pixel data" in series.notes[0].reason
+
+
+def test_cli_info_on_all_zero_orientation_opens_with_the_warning(tmp_path, capsys):
+    """Was ``ValueError: cannot convert float NaN to integer`` in every command (issue 18.9)."""
+    positions = sd.stack_positions((0, 0, 0), sd.AXIAL, np.arange(3) * 2.0)
+    sd.write_series(tmp_path / "zero", np.zeros((3, 8, 8), np.int16), positions, orientation=(0.0,) * 6)
+    assert main(["info", str(tmp_path / "zero")]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Error" not in captured.err
+    assert f"{tmp_path / 'zero'}: 1 series" in captured.out
+    assert "size (x, y, z)   8 x 8 x 3" in captured.out
+    assert "warnings         ImageOrientationPatient is all zero (0, 0, 0, 0, 0, 0) in 3 files" in captured.out
+    assert "axial was assumed" in captured.out
+    assert main(["convert", str(tmp_path / "zero"), str(tmp_path / "out.nii.gz")]) == 0
+    assert sitk.ReadImage(str(tmp_path / "out.nii.gz")).GetSize() == (8, 8, 3)

@@ -409,3 +409,220 @@ def test_scattered_slabs_are_split_instead_of_invented(tmp_path):
     assert [s.geometry.origin[2] for s in series] == [0.0, 100.0]
     assert all("not contiguous" in " ".join(s.warnings) for s in series)
     assert [s.description for s in series] == ["Synthetic series [stack 1]", "Synthetic series [stack 2]"]
+
+
+# ---------------------------------------------------------------------------- geometry the headers do not give (issue 18.9)
+BROKEN_ORIENTATIONS = {
+    "all zero": ((0.0,) * 6, "ImageOrientationPatient is all zero (0, 0, 0, 0, 0, 0)"),
+    "rows parallel to columns": ((1.0, 0.0, 0.0, 1.0, 0.0, 0.0), "ImageOrientationPatient has parallel row and column directions (1, 0, 0, 1, 0, 0)"),
+    "zero column": ((1.0, 0.0, 0.0, 0.0, 0.0, 0.0), "ImageOrientationPatient has a zero column direction (1, 0, 0, 0, 0, 0)"),
+    "NaN": ((math.nan, 0.0, 0.0, 0.0, 1.0, 0.0), "ImageOrientationPatient holds values that are not finite numbers (not a number, 0, 0, 0, 1, 0)"),
+    "Inf": ((1.0, 0.0, 0.0, 0.0, math.inf, 0.0), "ImageOrientationPatient holds values that are not finite numbers (1, 0, 0, 0, not a number, 0)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_ORIENTATIONS))
+def test_unusable_orientation_opens_as_axial_with_a_warning(tmp_path, case):
+    orientation, problem = BROKEN_ORIENTATIONS[case]
+    pixels = ramp_slices(4)
+    positions = sd.stack_positions((-20.0, 30.0, 5.0), sd.AXIAL, np.arange(4) * 2.5)
+    sd.write_series(tmp_path, pixels, positions, orientation=orientation, seed=2)
+
+    series = scan(tmp_path)
+    assert len(series) == 1  # not a NaN traceback, not four one-slice series
+    info = series[0]
+    assert info.geometry.size == (10, 12, 4)
+    np.testing.assert_allclose(info.geometry.spacing, (0.7, 0.8, 2.5), atol=1e-9)
+    np.testing.assert_allclose(info.geometry.origin, (-20.0, 30.0, 5.0), atol=1e-9)
+    np.testing.assert_allclose(info.geometry.direction, np.eye(3).ravel(), atol=1e-12)
+    assert info.warnings == [
+        f"{problem} in 4 files (e.g. {tmp_path / 'IMG00000.dcm'}): the orientation is unknown, axial was assumed "
+        "(the axis along which the slice positions change); left/right and front/back may be wrong"
+    ]
+    volume = load(info)
+    np.testing.assert_array_equal(volume.array, pixels + np.int16(INTERCEPT))  # sorted by position
+    assert volume.metadata.warnings == info.warnings
+
+
+def test_zero_orientation_of_a_sagittal_stack_assumes_sagittal(tmp_path):
+    sagittal = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    pixels = ramp_slices(5)
+    positions = sd.stack_positions((40.0, -10.0, 60.0), sagittal, np.arange(5) * 3.0)  # x changes, y and z do not
+    sd.write_series(tmp_path, pixels, positions, orientation=(0.0,) * 6, seed=4)
+
+    series = scan(tmp_path)
+    assert len(series) == 1
+    info = series[0]
+    assert info.geometry.size == (10, 12, 5)
+    np.testing.assert_allclose(info.geometry.spacing, (0.7, 0.8, 3.0), atol=1e-9)
+    np.testing.assert_allclose(np.reshape(info.geometry.direction, (3, 3)), [[0, 0, -1], [1, 0, 0], [0, -1, 0]], atol=1e-12)
+    # Slices sorted along the assumed normal (-x): the order they were written in, not the file order.
+    np.testing.assert_allclose(info.geometry.origin, positions[0], atol=1e-9)
+    assert len(info.warnings) == 1 and "sagittal was assumed (the axis along which the slice positions change)" in info.warnings[0]
+    np.testing.assert_array_equal(load(info).array, pixels + np.int16(INTERCEPT))
+
+
+def test_slices_without_positions_are_stacked_by_instance_number(tmp_path):
+    pixels = ramp_slices(5)
+    positions = sd.stack_positions((0, 0, 0), sd.AXIAL, np.arange(5) * 2.0)
+    paths = sd.write_series(tmp_path, pixels, positions, orientation=(1.0, 0.0, 0.0, 0.0, 0.0, -1.0), seed=7,
+                            extra={"SpacingBetweenSlices": 2.0})
+    sd.edit_files(paths, ImagePositionPatient=sd.DELETE)
+    instance = [int(pydicom.dcmread(p).InstanceNumber) for p in paths]  # shuffled against the slice order
+
+    series = scan(tmp_path)
+    assert len(series) == 1  # not five one-slice series
+    info = series[0]
+    assert info.geometry.size == (10, 12, 5)
+    np.testing.assert_allclose(info.geometry.spacing, (0.7, 0.8, 2.0), atol=1e-9)
+    assert info.geometry.origin == (0.0, 0.0, 0.0)
+    np.testing.assert_allclose(np.reshape(info.geometry.direction, (3, 3)), [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
+    assert info.warnings == [
+        f"ImagePositionPatient is missing in 5 files (e.g. {tmp_path / 'IMG00000.dcm'}): the 5 slices were stacked in "
+        "InstanceNumber order, 2 mm apart (from SpacingBetweenSlices), origin (0, 0, 0) assumed, "
+        "directions from ImageOrientationPatient"
+    ]
+    by_instance = np.argsort(instance)
+    np.testing.assert_array_equal(load(info).array, pixels[by_instance] + np.int16(INTERCEPT))
+
+
+def test_slices_without_positions_are_ordered_and_spaced_by_slice_location(tmp_path):
+    pixels = ramp_slices(4)
+    paths = sd.write_series(tmp_path, pixels, np.zeros((4, 3)), seed=1)
+    locations = [12.5, -2.5, 7.5, 2.5]  # 5 mm apart, in neither file nor InstanceNumber order
+    for path, location in zip(paths, locations):
+        sd.edit_files([path], ImagePositionPatient=sd.DELETE, SliceLocation=location)
+
+    series = scan(tmp_path)
+    assert len(series) == 1
+    info = series[0]
+    assert info.geometry.size == (10, 12, 4)
+    np.testing.assert_allclose(info.geometry.spacing, (0.7, 0.8, 5.0), atol=1e-9)
+    assert len(info.warnings) == 1
+    assert "the 4 slices were stacked in SliceLocation order, 5 mm apart, origin (0, 0, 0) assumed" in info.warnings[0]
+    np.testing.assert_array_equal(load(info).array, pixels[np.argsort(locations)] + np.int16(INTERCEPT))
+
+
+def test_single_image_without_or_with_nan_position_says_the_origin_was_assumed(tmp_path):
+    coronal = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    missing = sd.write_series(tmp_path / "a", ramp_slices(1), np.zeros((1, 3)), orientation=coronal)[0]
+    sd.edit_files([missing], ImagePositionPatient=sd.DELETE)
+    nan = sd.write_series(tmp_path / "b", ramp_slices(1), [[math.nan, 0.0, 0.0]])[0]
+
+    info = scan(missing)[0]
+    assert info.geometry.size == (10, 12, 1) and info.geometry.origin == (0.0, 0.0, 0.0)
+    np.testing.assert_allclose(np.reshape(info.geometry.direction, (3, 3)), [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
+    assert info.warnings == [f"ImagePositionPatient is missing in {missing}: origin (0, 0, 0) assumed"]
+    info = scan(nan)[0]
+    assert info.geometry.origin == (0.0, 0.0, 0.0)
+    assert info.warnings == [
+        f"ImagePositionPatient holds values that are not finite numbers (not a number, 0, 0) in {nan}: origin (0, 0, 0) assumed"
+    ]
+
+
+def test_radiographs_without_positions_stay_separate_images(tmp_path):
+    series_uid = "1.2.826.0.1.3680043.8.498.18"
+    for name in ("pa", "lat"):
+        path = sd.write_radiograph(tmp_path / f"{name}.dcm", np.zeros((20, 30), np.uint16), pixel_spacing=(0.2, 0.2))
+        sd.edit_files([path], SeriesInstanceUID=series_uid, InstanceNumber=1 if name == "pa" else 2)
+    # So do the pages of a CT dose report (secondary capture, modality CT).
+    pages = sd.write_series(tmp_path / "dose", ramp_slices(2), np.zeros((2, 3)), prefix="DOSE")
+    sd.edit_files(pages, ImagePositionPatient=sd.DELETE, ImageOrientationPatient=sd.DELETE,
+                  SOPClassUID="1.2.840.10008.5.1.4.1.1.7")
+    series = scan(tmp_path)
+    assert sorted(s.geometry.size for s in series) == [(10, 12, 1), (10, 12, 1), (30, 20, 1), (30, 20, 1)]
+    assert all(s.warnings == [] for s in series)
+
+
+# ---------------------------------------------------------------------------- files without SeriesInstanceUID (issue 18.15)
+def test_files_without_series_uid_are_grouped_like_dcm2niix(tmp_path):
+    study = "1.2.826.0.1.3680043.8.498.1815"
+    ct_pixels = ramp_slices(20)
+    ct_positions = sd.stack_positions((-120.0, -80.0, -300.0), sd.AXIAL, np.arange(20) * 3.27)
+    ct = sd.write_series(tmp_path / "export", ct_pixels, ct_positions, study_uid=study, series_number=2,
+                         description="CT AC", seed=5, prefix="CT")
+    pet_positions = sd.stack_positions((-120.0, -80.0, -300.0), sd.AXIAL, np.arange(6) * 4.0)
+    pet = sd.write_series(tmp_path / "export", ramp_slices(6, rows=8, cols=8), pet_positions, study_uid=study,
+                          series_number=3, description="PET AC", modality="PT", rescale=None, seed=6, prefix="PT")
+    sd.edit_files(ct, SeriesInstanceUID="")  # empty, as in the real PET/CT export
+    sd.edit_files(pet, SeriesInstanceUID=sd.DELETE)  # or missing
+    with_uid = sd.write_series(tmp_path / "export", ramp_slices(3), ct_positions[:3], study_uid=study,
+                               series_number=4, description="CT AC", seed=None, prefix="UID")
+    uid = pydicom.dcmread(with_uid[0]).SeriesInstanceUID
+
+    series = scan(tmp_path)
+    assert [(s.number, s.geometry.size) for s in series] == [(2, (10, 12, 20)), (3, (8, 8, 6)), (4, (10, 12, 3))]
+    no_uid = "the files have no SeriesInstanceUID: grouped into one series by study, frame of reference, series number and description, orientation and image size"
+    ct_info, pet_info, uid_info = series
+    assert ct_info.warnings == [no_uid] and pet_info.warnings == [no_uid]
+    np.testing.assert_allclose(ct_info.geometry.spacing, (0.7, 0.8, 3.27), atol=1e-9)  # from the positions
+    np.testing.assert_allclose(ct_info.geometry.origin, (-120.0, -80.0, -300.0), atol=1e-9)
+    np.testing.assert_allclose(pet_info.geometry.spacing[2], 4.0, atol=1e-9)
+    assert len(ct_info.files) == 20 and ct_info.plan.metadata.series_uid == ""
+    np.testing.assert_array_equal(load(ct_info).array, ct_pixels + np.int16(INTERCEPT))
+    # Files that carry a SeriesInstanceUID keep it (and their own grouping).
+    assert uid_info.uid == uid and uid_info.warnings == [] and len(uid_info.files) == 3
+
+
+def test_uidless_files_of_different_orientation_or_size_stay_apart(tmp_path):
+    study = "1.2.826.0.1.3680043.8.498.1816"
+    coronal = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    axial = sd.write_series(tmp_path, ramp_slices(3), sd.stack_positions((0, 0, 0), sd.AXIAL, [0, 2, 4]),
+                            study_uid=study, prefix="AX")
+    cor = sd.write_series(tmp_path, ramp_slices(3), sd.stack_positions((0, 0, 0), coronal, [0, 2, 4]),
+                          orientation=coronal, study_uid=study, prefix="COR")
+    small = sd.write_series(tmp_path, ramp_slices(3, rows=6, cols=6), sd.stack_positions((0, 0, 0), sd.AXIAL, [1, 3, 5]),
+                            study_uid=study, prefix="SM")
+    sd.edit_files(axial + cor + small, SeriesInstanceUID=sd.DELETE)
+
+    series = scan(tmp_path)
+    assert sorted((s.geometry.size, s.orientation) for s in series) == [
+        ((6, 6, 3), "LPS"), ((10, 12, 3), "LIP"), ((10, 12, 3), "LPS")
+    ]
+    assert all(s.warnings[0].startswith("the files have no SeriesInstanceUID") for s in series)
+    assert not any("mixes image grids" in w for s in series for w in s.warnings)
+
+
+# ---------------------------------------------------------------------------- pixel data that lies (issue 18.12)
+def test_padding_after_the_pixel_data_is_a_warning(tmp_path):
+    path = sd.write_series(tmp_path, ramp_slices(1), np.zeros((1, 3)))[0]
+    ds = pydicom.dcmread(path)
+    ds.PixelData = ds.PixelData + b"\0" * 6
+    ds.save_as(path)
+    info = scan(path)[0]
+    assert info.warnings == [f"the pixel data has 6 bytes more than Rows 12 x Columns 10 at 16 bits needs; they were ignored ({path})"]
+    np.testing.assert_array_equal(load(info).array[0], ramp_slices(1)[0] + np.int16(INTERCEPT))
+
+
+def test_nan_and_inf_in_float_pixel_data_are_warned(tmp_path):
+    values = (np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5) / 3
+    values[0, 0], values[1, 2], values[2, 3] = np.nan, np.inf, -np.inf
+    path = sd.write_float_image(tmp_path / "map.dcm", values)
+    info = scan(path)[0]
+    assert info.pixel_type == "float32"
+    volume = load(info)
+    assert volume.array.dtype == np.float32
+    np.testing.assert_array_equal(volume.array[0], values)  # bit-exact, NaN where NaN
+    assert volume.metadata.warnings == ["the pixel data holds 1 NaN and 2 infinite (+/-Inf) voxels: they are not measurements"]
+
+    all_nan = sd.write_float_image(tmp_path / "nan.dcm", np.full((3, 4), np.nan, np.float32))
+    assert load(scan(all_nan)[0]).metadata.warnings == ["the pixel data holds 12 NaN voxels: they are not measurements"]
+    finite = sd.write_float_image(tmp_path / "finite.dcm", np.nan_to_num(values, posinf=1.0, neginf=-1.0))
+    assert load(scan(finite)[0]).metadata.warnings == []
+
+
+def test_enhanced_multiframe_with_zero_orientation_assumes_a_plane(tmp_path):
+    frames = ramp_slices(4)
+    positions = sd.stack_positions((5.0, 6.0, 7.0), sd.AXIAL, np.arange(4) * 1.5)
+    path = sd.write_enhanced(tmp_path / "enhanced.dcm", frames, positions, orientation=(0.0,) * 6, frame_order=[2, 0, 3, 1])
+    series = scan(path)
+    assert len(series) == 1
+    info = series[0]
+    assert info.geometry.size == (10, 12, 4)
+    np.testing.assert_allclose(info.geometry.spacing, (0.6, 0.5, 1.5), atol=1e-9)
+    np.testing.assert_allclose(info.geometry.origin, (5.0, 6.0, 7.0), atol=1e-9)
+    assert info.warnings == [
+        f"ImageOrientationPatient is all zero (0, 0, 0, 0, 0, 0) in {path}: the orientation is unknown, axial was "
+        "assumed (the axis along which the slice positions change); left/right and front/back may be wrong"
+    ]
+    np.testing.assert_array_equal(load(info).array, frames)
