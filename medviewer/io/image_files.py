@@ -134,12 +134,20 @@ def read_information(path: str) -> sitk.ImageFileReader:
 def scan_image_file(path: str) -> SeriesInfo:
     """Describe one NIfTI/NRRD/MHA/MHD/PNG/JPEG/TIFF/BMP file without reading its pixels."""
     path = os.fspath(path)
-    reader = read_information(path)
     format_name = sitk_format_of(path) or ""
+    warnings: list[str] = []
+    nifti = fallback = None
+    if format_name == "NIfTI" and os.path.isfile(path):
+        # Checked before ITK, which refuses some broken sforms with a vaguer message and
+        # turns others into NaN directions.
+        file_checks.require_readable(path)
+        nifti = read_nifti_header(path)
+        if nifti is not None:
+            fallback = _check_nifti(nifti, path, warnings)
+    reader = read_information(path)
     raster = is_raster(path)
     dimension = reader.GetDimension()
     size = list(reader.GetSize())
-    warnings: list[str] = []
     extract_size = extract_index = None
     if dimension > 4 or dimension < 2:
         raise UnsupportedFormatError(f"{dimension}D images are not supported (2D, 3D or 4D only)", path)
@@ -161,12 +169,9 @@ def scan_image_file(path: str) -> SeriesInfo:
     component_bytes = np.dtype(_COMPONENT_DTYPES.get(reader.GetPixelID(), "uint8")).itemsize
     loaded_size = tuple(size[:3])
     pixel_bytes = file_checks.voxel_bytes(loaded_size, component_bytes * components)
-    nifti = read_nifti_header(path) if format_name == "NIfTI" else None
     spacing, origin, direction = reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection()
-    if nifti is not None:
-        fallback = _check_nifti(nifti, path, warnings)
-        if fallback is not None and dimension >= 3:
-            spacing, origin, direction = _with_fallback(dimension, spacing, origin, direction, fallback)
+    if fallback is not None and dimension >= 3:
+        spacing, origin, direction = _with_fallback(dimension, spacing, origin, direction, fallback)
     _check_stored_size(path, format_name, loaded_size, pixel_bytes, nifti)
     if raster:
         problem = file_checks.raster_truncation(path, format_name)
@@ -236,7 +241,7 @@ def _check_stored_size(path: str, format_name: str, size: tuple[int, ...], neede
     extension = extension_of(path)
     stored = os.path.getsize(path)
     if nifti is not None:
-        needed = max(needed, nifti.volume_bytes)
+        needed = nifti.volume_bytes or needed  # what is stored (ITK may hand out scaled float voxels)
         if extension == ".nii":
             available = stored - nifti.vox_offset
             if available < needed:
