@@ -128,6 +128,21 @@ def test_gzipped_nifti_claiming_more_than_deflate_can_hold_is_refused(tmp_path):
         scan(tmp_path / "huge.nii.gz")
 
 
+@pytest.mark.parametrize("encoding", ["raw", "gzip"])
+def test_nrrd_claiming_100_terabytes_is_refused(tmp_path, encoding):
+    path = tmp_path / "huge.nrrd"
+    body = b"\0" * 20000 if encoding == "raw" else gzip.compress(b"\0" * 2000)
+    path.write_bytes(f"NRRD0004\ntype: float\ndimension: 3\nsizes: 30000 30000 30000\nencoding: {encoding}\n"
+                     "endian: little\n\n".encode() + body)
+    with pytest.raises(CorruptFileError) as raised:
+        read_volume(path)
+    if encoding == "raw":
+        assert str(raised.value) == (f"{path}: the file is truncated: it holds 20000 of the 108000000000000 bytes of "
+                                     "voxels the header describes")
+    else:
+        assert "claims 30000 x 30000 x 30000 voxels (108 TB), but the file holds only" in str(raised.value)
+
+
 def test_image_larger_than_memory_is_refused_before_reading(tmp_path, monkeypatch):
     save_nifti(tmp_path / "ct.nii.gz", ct_xyz())
     info = scan(tmp_path / "ct.nii.gz")[0]
