@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from medviewer.core.errors import CorruptFileError, InconsistentSeriesError, MedviewerError, UnsupportedFormatError
+from medviewer.core.errors import CorruptFileError, InconsistentSeriesError, UnsupportedFormatError
 from medviewer.core.geometry import Geometry
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback
 from medviewer.core.study import SeriesInfo
@@ -242,16 +242,16 @@ def _check_stored_size(path: str, format_name: str, size: tuple[int, ...], neede
     stored = os.path.getsize(path)
     if nifti is not None:
         needed = nifti.volume_bytes or needed  # what is stored (ITK may hand out scaled float voxels)
-        if extension == ".nii":
-            available = stored - nifti.vox_offset
-            if available < needed:
-                raise CorruptFileError(
-                    f"the file is truncated: it holds {max(available, 0)} of the {needed} bytes of voxels the header "
-                    f"describes ({nifti.missing_slices(available)})"
-                    if needed <= 4 * max(stored, 1) else
-                    file_checks.implausible_size(size, needed, stored, compressed=False), path)
-            return
-        problem = file_checks.implausible_size(size, needed, stored, compressed=True)
+        if extension != ".nii":
+            problem = file_checks.implausible_size(size, needed, stored, compressed=True)
+        elif needed > 4 * max(stored, 1):  # far beyond the file: the header lies
+            problem = file_checks.implausible_size(size, needed, stored, compressed=False)
+        elif stored - nifti.vox_offset < needed:
+            available = max(stored - nifti.vox_offset, 0)
+            problem = (f"the file is truncated: it holds {available} of the {needed} bytes of voxels the header "
+                       f"describes ({nifti.missing_slices(available)})")
+        else:
+            problem = None
     elif format_name in ("MetaImage", "NRRD"):
         layout = file_checks.data_layout(path, extension)
         problem = file_checks.data_shortfall(path, layout, needed)
@@ -380,15 +380,14 @@ def count_non_finite(array: np.ndarray) -> int:
     return int(sum(slab.size - np.count_nonzero(np.isfinite(slab)) for slab in slabs))
 
 
-def _require_complete_gzip(path: str, header: NiftiHeader, warnings: list[str]) -> None:
-    """ITK zero-fills what a truncated .nii.gz lacks: refuse it, naming the missing slices."""
+def _require_complete_gzip(path: str, header: NiftiHeader) -> list[str]:
+    """ITK zero-fills what a truncated .nii.gz lacks: refuse it, naming the missing slices (or warn, past volume 1)."""
     first_volume_end = header.vox_offset + header.volume_bytes
     produced, problem = file_checks.gzip_shortfall(path, header.vox_offset + header.total_bytes)
     if problem is None:
-        return
+        return []
     if produced is not None and produced >= first_volume_end:
-        warnings.append(f"the file is truncated after the first volume ({problem}); only the first volume is loaded")
-        return
+        return [f"the file is truncated after the first volume ({problem}); only the first volume is loaded"]
     missing = header.missing_slices((produced or 0) - header.vox_offset)
     raise CorruptFileError(f"the file is truncated or damaged: {problem} ({missing})", path)
 
@@ -403,6 +402,7 @@ def load_image_file(
     progress(0.0, f"Reading {Path(plan.path).name}")
     file_checks.require_memory(plan.path, series.geometry.size, plan.pixel_bytes)
     array = None
+    warnings = list(plan.warnings)
     gzipped = plan.path.lower().endswith(".gz")
     if plan.format == "NIfTI" and plan.components == 1 and (not gzipped or series.pixel_type.startswith("float")):
         # Uncompressed NIfTI: read the voxels directly (1x memory). For .nii.gz, ITK's
@@ -424,12 +424,14 @@ def load_image_file(
                 failure = None
         if failure is not None:
             raise CorruptFileError(f"cannot be read as {plan.format}: {_short_error(failure, native)}", plan.path)
-        if "Premature end of JPEG file" in native.text or "Corrupt JPEG data" in native.text:
-            raise CorruptFileError(f"the JPEG file is damaged or truncated ({native.detail()})", plan.path)
+        if "Premature end of JPEG file" in native.text:  # libjpeg filled the rest with grey
+            raise CorruptFileError("the JPEG file is truncated: the decoder ran out of data", plan.path)
+        if "Corrupt JPEG data" in native.text:
+            warnings.append(f"the JPEG decoder reported damage: {native.detail()}")
         array = array_from_image(image)
         del image
         if plan.nifti is not None and gzipped:
-            _require_complete_gzip(plan.path, plan.nifti, plan.warnings)
+            warnings.extend(_require_complete_gzip(plan.path, plan.nifti))
     if cancel is not None:
         cancel.raise_if_cancelled()
     image_is_2d = series.geometry.is_2d
@@ -450,7 +452,6 @@ def load_image_file(
             f"the {plan.format} reader returned voxels of shape {array.shape}, but the header describes {geometry.shape}",
             plan.path,
         )
-    warnings = list(plan.warnings)
     non_finite = count_non_finite(array)
     if non_finite:
         if non_finite == array.size:
