@@ -58,8 +58,16 @@ class NativeOutput:
 def _meaningful(line: str) -> bool:
     if not line or line.startswith(("/", "M = [", "WARNING: In ", "ERROR: In ", "Exception thrown")):
         return False
-    if line[0] in "0123456789-+.n]" or line.endswith("..."):
-        return False  # rows of an ITK matrix dump
+    return not _is_number_row(line)
+
+
+def _is_number_row(line: str) -> bool:
+    """A row of an ITK/VNL matrix dump ("nan 0 0 0", "1.0 0 ]")."""
+    tokens = line.replace("[", " ").replace("]", " ").replace(";", " ").replace("...", " ").split()
+    try:
+        [float(token) for token in tokens]
+    except ValueError:
+        return False
     return True
 
 

@@ -394,3 +394,11 @@ def test_itk_matrix_dump_of_a_nan_sform_stays_off_the_terminal(tmp_path, capfd):
     read_volume(tmp_path / "nan_sform.nii")
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_native_detail_skips_matrix_dumps():
+    from medviewer.io.native_noise import NativeOutput
+
+    text = ("not a JPEG file: starts with 0x89 0x50\n/tmp/ITK/vnl_svd.hxx: suspicious return value (4) from SVDC\n"
+            "M = [ ...\n             nan                0                0 \n  0  1.0000000000000  0  ]\n")
+    assert NativeOutput(text).detail() == "not a JPEG file: starts with 0x89 0x50"
