@@ -79,21 +79,22 @@ def gzip_shortfall(path: str, expected: int) -> tuple[int | None, str | None]:
 
 
 # ---------------------------------------------------------------------------- 2D rasters
-def raster_truncation(path: str, format_name: str) -> str | None:
-    """For JPEG and PNG: a message when the file lacks its end marker (EOI / IEND chunk)."""
-    if format_name not in ("JPEG", "PNG"):
-        return None
+def raster_truncation(path: str) -> str | None:
+    """For JPEG and PNG content: a message when the file lacks its end marker (EOI / IEND chunk).
+
+    The content decides, not the extension: ITK reads a PNG named .jpg as the PNG it is.
+    """
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as error:
         return f"cannot be read: {error}"
-    if format_name == "JPEG":
+    if data.startswith(b"\xff\xd8"):
         # Marker bytes FF D9 (end of image) cannot occur inside entropy-coded data, so the
         # last scan (FF DA) must be followed by one.
         if data.rfind(b"\xff\xd9") < max(data.rfind(b"\xff\xda"), 2):
             return f"the JPEG file is truncated: its end-of-image marker is missing ({len(data)} bytes present)"
-    elif data.rfind(b"IEND\xaeB`\x82") < 0:
+    elif data.startswith(b"\x89PNG\r\n\x1a\n") and data.rfind(b"IEND\xaeB`\x82") < 0:
         return f"the PNG file is truncated: its IEND chunk is missing ({len(data)} bytes present)"
     return None
 

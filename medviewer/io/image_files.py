@@ -174,7 +174,7 @@ def scan_image_file(path: str) -> SeriesInfo:
         spacing, origin, direction = _with_fallback(dimension, spacing, origin, direction, fallback)
     _check_stored_size(path, format_name, loaded_size, pixel_bytes, nifti)
     if raster:
-        problem = file_checks.raster_truncation(path, format_name)
+        problem = file_checks.raster_truncation(path)
         if problem:
             raise CorruptFileError(problem, path)
         geometry = Geometry((size[0], size[1], size[2] if dimension >= 3 else 1))

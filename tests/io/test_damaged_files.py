@@ -97,6 +97,12 @@ def test_truncated_png_is_refused(tmp_path):
     assert str(raised.value) == f"{path}: the PNG file is truncated: its IEND chunk is missing ({length} bytes present)"
 
 
+def test_png_named_jpg_is_read_as_the_png_it_is(tmp_path):
+    pixels = np.arange(200, dtype=np.uint8).reshape(10, 20)
+    PIL_Image.fromarray(pixels).save(tmp_path / "photo.jpg", format="PNG")
+    np.testing.assert_array_equal(read_volume(tmp_path / "photo.jpg").array[0], pixels)
+
+
 def test_truncated_tiff_names_what_libtiff_found(tmp_path):
     path, _ = _photo(tmp_path, ".tif")
     with pytest.raises(CorruptFileError) as raised:
