@@ -149,3 +149,127 @@ def test_convert_onto_a_full_disk_exits_2_and_keeps_the_old_file(tmp_path, capsy
         assert "the disk is full (ENOSPC)" in captured.err and "the previous file is unchanged" in captured.err
         assert out.read_bytes() == b"the previous file"
         assert sorted(p.name for p in disk.iterdir()) == ["filler.bin", "noise.nii.gz"]
+
+
+# ---------------------------------------------------------------------------- damaged files (issue 18, items 7, 10-14)
+def _nifti(path, data, affine=None):
+    nib = pytest.importorskip("nibabel")
+    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), str(path))
+    return path
+
+
+def _truncated_nii_gz(folder):
+    whole = _nifti(folder / "ok.nii.gz", (np.arange(40 * 30 * 20) % 1000).astype(np.int16).reshape(40, 30, 20)).read_bytes()
+    (folder / "cut.nii.gz").write_bytes(whole[: len(whole) // 2])
+    return folder / "cut.nii.gz"
+
+
+def _truncated_jpeg(folder):
+    image = pytest.importorskip("PIL.Image")
+    image.fromarray((np.random.default_rng(0).random((200, 300)) * 255).astype(np.uint8)).save(folder / "ok.jpg")
+    whole = (folder / "ok.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    return folder / "cut.jpg"
+
+
+def _truncated_tiff(folder):
+    image = pytest.importorskip("PIL.Image")
+    image.fromarray((np.random.default_rng(0).random((200, 300)) * 255).astype(np.uint8)).save(folder / "ok.tif")
+    whole = (folder / "ok.tif").read_bytes()
+    (folder / "cut.tif").write_bytes(whole[: len(whole) // 2])
+    return folder / "cut.tif"
+
+
+def _huge_nifti(folder):
+    nib = pytest.importorskip("nibabel")
+    header = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4)).header
+    header.set_data_shape((30000, 30000, 30000))
+    block = bytearray(header.binaryblock)
+    block[108:112] = np.float32(352).tobytes()
+    (folder / "huge.nii").write_bytes(bytes(block) + b"\0" * 21004)
+    return folder / "huge.nii"
+
+
+def _nan_sform(folder, qform_code: int):
+    nib = pytest.importorskip("nibabel")
+    image = nib.Nifti1Image(np.ones((6, 5, 4), np.float32), np.diag([0.5, 0.5, 2.0, 1.0]))
+    image.header.set_qform(np.diag([0.5, 0.5, 2.0, 1.0]), code=qform_code)
+    image.header.set_sform(np.diag([0.5, 0.5, 2.0, 1.0]), code=1)
+    path = folder / ("nan_sform.nii" if qform_code else "nan_sform_no_qform.nii")
+    nib.save(image, str(path))
+    data = bytearray(path.read_bytes())
+    data[280:284] = np.float32(np.nan).tobytes()  # srow_x[0]
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _all_nan(folder):
+    return _nifti(folder / "allnan.nii.gz", np.full((4, 5, 6), np.nan, np.float32))
+
+
+def _mhd_reading_another_folder(folder):
+    (folder / "elsewhere").mkdir()
+    (folder / "elsewhere" / "secret.raw").write_bytes(bytes(range(64)))
+    (folder / "scan.mhd").write_text("ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_UCHAR\n"
+                                     f"ElementDataFile = {folder / 'elsewhere' / 'secret.raw'}\n")
+    return folder / "scan.mhd"
+
+
+def _short_raw(folder):
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((20, 30, 40), np.int16)), str(folder / "short.mhd"))
+    (folder / "short.raw").write_bytes((folder / "short.raw").read_bytes()[:100])
+    return folder / "short.mhd"
+
+
+DAMAGED = {
+    "truncated nii.gz": (_truncated_nii_gz, "the file is truncated or damaged: the gzip stream ends after"),
+    "truncated jpeg": (_truncated_jpeg, "the JPEG file is truncated: its end-of-image marker is missing"),
+    "truncated tiff (libtiff complains)": (_truncated_tiff, "cannot be read as TIFF: Problem reading the row: 0 (TIFFFillStrip: Read error"),
+    "header claims 30000^3 voxels": (_huge_nifti, "the header claims 30000 x 30000 x 30000 voxels (108 TB), but the file holds only 21.4 kB"),
+    "NaN sform, no qform": (lambda d: _nan_sform(d, 0), "invalid geometry in the header: the sform (srow_x/y/z) holds NaN"),
+    "all voxels NaN": (_all_nan, "no voxel has a value: all 120 are NaN or infinite"),
+    "mhd data file elsewhere": (_mhd_reading_another_folder, "which is outside the header's folder"),
+    "short raw": (_short_raw, "the data file 'short.raw' is truncated: it holds 100 of the 48000 bytes"),
+    "complex nifti": (lambda d: _nifti(d / "kspace.nii", np.ones((4, 4, 4), np.complex64)), "the voxels are complex numbers"),
+}
+
+
+def _commands(path, folder) -> dict[str, list[str]]:
+    return {
+        "info": ["info", str(path)],
+        "convert": ["convert", str(path), str(folder / "out.nii.gz")],
+        "screenshot": ["screenshot", str(path), "--out", str(folder / "shot.png")],
+        "infer": ["infer", "--model", "ct-denoise", "--device", "cpu", "--out", str(folder / "results"), str(path)],
+    }
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_every_command_refuses_a_damaged_file_with_one_clean_line(tmp_path, capfd, case):
+    make, message = DAMAGED[case]
+    path = make(tmp_path)
+    for name, argv in _commands(path, tmp_path).items():
+        assert main(argv) == 2, name
+        captured = capfd.readouterr()  # file-descriptor level: native library output would show here
+        lines = captured.err.splitlines()
+        assert lines[0].startswith(f"medviewer: error: {path}: ") and message in lines[0], (name, captured.err)
+        if name == "infer":  # plus its summary line, nothing else
+            assert lines[1:] == ["medviewer infer: 1 of 1 input(s) failed"], captured.err
+        else:
+            assert len(lines) == 1, (name, captured.err)
+        assert captured.out == "", (name, captured.out)
+    assert not (tmp_path / "out.nii.gz").exists() and not (tmp_path / "shot.png").exists()
+
+
+def test_info_shows_the_warnings_of_a_repaired_or_doubtful_file(tmp_path, capfd):
+    path = _nan_sform(tmp_path, qform_code=1)
+    assert main(["info", str(path)]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""  # no ITK matrix dump of the NaN sform
+    assert ("warnings         the sform (srow_x/y/z) holds NaN or infinite values: the qform orientation is used instead"
+            in captured.out)
+    data = np.arange(120, dtype=np.float32).reshape(6, 5, 4)
+    data[0, 0, :2] = np.nan
+    assert main(["info", str(_nifti(tmp_path / "some_nan.nii.gz", data))]) == 0
+    out = capfd.readouterr().out
+    assert "value range      2 .. 119" in out
+    assert "2 voxels are NaN/Inf (not a number or infinite; 1.7% of the image): value ranges leave them out" in out

@@ -46,6 +46,7 @@ def series_records(path: str, read_pixels: bool = True) -> list[dict]:
     finally:
         close()
     records = []
+    refusals: list[MedviewerError] = []
     for index, info in enumerate(found):
         record = {"index": index, **info.summary_dict()}
         for key in ("spacing", "origin", "direction"):
@@ -60,6 +61,7 @@ def series_records(path: str, read_pixels: bool = True) -> list[dict]:
             except MedviewerError as error:
                 # One unreadable series must not hide the others.
                 record["warnings"] = record["warnings"] + [f"pixels cannot be read: {error}"]
+                refusals.append(error)
                 records.append(record)
                 continue
             finally:
@@ -72,6 +74,11 @@ def series_records(path: str, read_pixels: bool = True) -> list[dict]:
             record["warnings"] = list(dict.fromkeys(record["warnings"] + volume.metadata.warnings))
             del volume
         records.append(record)
+    if refusals and len(refusals) == len(found):
+        # Nothing could be read: that is an error (exit 2), not a table of warnings.
+        raise refusals[0] if len(refusals) == 1 else MedviewerError(
+            f"none of the {len(found)} series can be read; the first: {refusals[0]}", path
+        )
     if found.notes:
         print(f"medviewer: note: {found.notes_summary()}", file=sys.stderr)
         for note in found.notes[:10]:

@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from medviewer.core.errors import MedviewerError
     from medviewer.imaging.window_level import COLORMAPS, parse_window
     from medviewer.io import read_label_layers
+    from medviewer.io.native_noise import quiet_native_stderr
     from medviewer.services.open_study import open_path
     from medviewer.ui.screenshot import render_screenshot
 
@@ -96,8 +97,11 @@ def run(args: argparse.Namespace) -> int:
 
     label_maps = [layer for path in args.labels for layer in read_label_layers(path, geometry)]
     detections = read_boxes(args.boxes) if args.boxes else []
-    written = render_screenshot(
-        volume, args.out, args.layout, cursor, window, label_maps, detections, size=size, colormap=args.colormap
-    )
+    # Qt's offscreen platform and VTK print notes such as "This plugin does not support
+    # propagateSizeHints()" on the native stderr; a failed render still raises.
+    with quiet_native_stderr():
+        written = render_screenshot(
+            volume, args.out, args.layout, cursor, window, label_maps, detections, size=size, colormap=args.colormap
+        )
     print(written)
     return 0

@@ -71,6 +71,12 @@ class Volume:
         """Minimum and maximum voxel value."""
         if self.array.size == 0:
             return (0.0, 0.0)
+        if self.array.dtype.kind == "f":  # NaN/Inf voxels (the loader warns about them) are left out
+            ranges = [_finite_range(plane) for plane in self.array]
+            ranges = [r for r in ranges if r is not None]
+            if not ranges:
+                return (0.0, 0.0)
+            return float(min(r[0] for r in ranges)), float(max(r[1] for r in ranges))
         return float(self.array.min()), float(self.array.max())
 
     def default_window(self) -> tuple[float, float]:
@@ -80,9 +86,16 @@ class Volume:
         return percentile_window(self.array)
 
 
+def _finite_range(plane: np.ndarray) -> tuple[float, float] | None:
+    finite = plane[np.isfinite(plane)]
+    return (finite.min(), finite.max()) if finite.size else None
+
+
 def percentile_window(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
     """(centre, width) spanning the given percentiles, from a strided sample for speed."""
     sample = array[:: max(1, array.shape[0] // 32), ::4, ::4] if array.ndim == 3 else array[::4, ::4]
+    if sample.dtype.kind == "f":
+        sample = sample[np.isfinite(sample)]
     lo, hi = np.percentile(sample, [low, high]) if sample.size else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1.0

@@ -5,6 +5,10 @@
 ``load`` reads the pixels of one of them. Problems with single files in a folder never
 stop the scan: they are collected as notes on the returned list, and the other series
 still load.
+
+Both entry points run with native library output silenced (:mod:`medviewer.io.native_noise`):
+ITK, GDCM, libjpeg and libtiff messages would otherwise reach the terminal next to
+medviewer's own line; the readers turn what matters into their messages and warnings.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from medviewer.io.formats import (
     sitk_format_of,
     supported_extensions_text,
 )
+from medviewer.io.file_checks import require_readable
 from medviewer.io.image_files import ImageFilePlan, load_image_file, scan_image_file
+from medviewer.io.native_noise import quiet_native_stderr
 
 
 class SeriesSelectionError(MedviewerError):
@@ -81,11 +87,12 @@ def scan(
     non-image file.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        return scan_folder(path, progress, cancel)
-    if not os.path.exists(path):
-        raise PathNotFoundError("no such file or folder", path)
-    return scan_file(path, progress)
+    with quiet_native_stderr():
+        if os.path.isdir(path):
+            return scan_folder(path, progress, cancel)
+        if not os.path.exists(path):
+            raise PathNotFoundError("no such file or folder", path)
+        return scan_file(path, progress)
 
 
 def scan_file(path: str | os.PathLike[str], progress: ProgressCallback = NO_PROGRESS) -> SeriesList:
@@ -93,6 +100,8 @@ def scan_file(path: str | os.PathLike[str], progress: ProgressCallback = NO_PROG
     path = os.fspath(path)
     progress(0.0, f"Reading {Path(path).name}")
     extension = extension_of(path)
+    if os.path.isfile(path):
+        require_readable(path)
     if sitk_format_of(path) is not None:
         result = SeriesList([scan_image_file(path)], root=path)
     elif extension in IGNORED_EXTENSIONS or extension in DATA_FILE_EXTENSIONS:
@@ -123,7 +132,14 @@ def _error_for(skipped: SkippedFile) -> MedviewerError:
 def list_files(folder: str | os.PathLike[str], cancel: CancelToken | None = None) -> list[str]:
     """Every non-hidden file below ``folder``, in a stable (sorted) order."""
     files = []
-    for root, dirs, names in os.walk(folder):
+
+    def unreadable(error: OSError) -> None:
+        # os.walk would skip a folder it may not list, and the scan would call it empty.
+        if isinstance(error, PermissionError):
+            raise MedviewerError("permission denied: this user may not list the folder (check its permissions)",
+                                 error.filename or folder) from None
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
         if cancel is not None:
             cancel.raise_if_cancelled()
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -194,10 +210,11 @@ def _attach_file_problems(series: list[SeriesInfo], notes: list[SkippedFile]) ->
 # ---------------------------------------------------------------------------- loading
 def load(series: SeriesInfo, progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None) -> Volume:
     """Read the pixels of a scanned series into a Volume with its metadata."""
-    if isinstance(series.plan, DicomPlan):
-        return load_dicom_series(series, progress, cancel)
-    if isinstance(series.plan, ImageFilePlan):
-        return load_image_file(series, progress, cancel)
+    with quiet_native_stderr():
+        if isinstance(series.plan, DicomPlan):
+            return load_dicom_series(series, progress, cancel)
+        if isinstance(series.plan, ImageFilePlan):
+            return load_image_file(series, progress, cancel)
     raise MedviewerError(f"series '{series.description or series.uid}' was not produced by medviewer.io.scan")
 
 
