@@ -11,7 +11,8 @@ extension API (menus, toolbar, ``add_panel``, ``set_active_tool``,
   Export DICOM SEG..., Choose annotation dataset...;
 * docks "Labels" (``LabelTablePanel``) and "Editing tools" (``ToolPanel``);
 * ``window.undo_stack``: the history shared with other parts (e.g. the AI panel);
-* autosave every 60 s and after 5 s idle; closing the window, or opening another
+* autosave by ``services.autosave_policy`` (a pause, continuous editing, many voxels), failures
+  shown by ``ui.autosave_status``; closing the window, or opening another
   file, folder, series or the demo, with unsaved edits asks Save / Discard / Cancel
   (:meth:`EditingUi.resolve_unsaved_edits`, a ``window.document_guards`` entry);
   :meth:`EditingUi.offer_recovery` offers autosaves of crashed sessions at start.
@@ -26,7 +27,7 @@ import getpass
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -44,10 +45,11 @@ from medviewer.core.errors import MedviewerError
 from medviewer.core.undo import UndoStack
 from medviewer.services.annotations import SaveTarget, default_dataset_root, is_model_source, split_model_source
 from medviewer.services.editing import TOOL_ORDER, EditingController
-from medviewer.services.recovery import AUTOSAVE_INTERVAL_S, IDLE_AUTOSAVE_S, RecoveryEntry, adopt, discard_entry, list_recoverable
+from medviewer.services.recovery import RecoveryEntry, adopt, discard_entry, list_recoverable
 from medviewer.tools import SHORTCUTS, operations
 from medviewer.tools import detections as box_ops
 from medviewer.ui import dialogs
+from medviewer.ui.autosave_status import AutosaveMonitor
 from medviewer.ui.jobs import JobProgressDialog, JobQueue
 from medviewer.ui.label_table_panel import LabelTablePanel
 from medviewer.ui.tool_panel import ToolPanel
@@ -135,15 +137,8 @@ class EditingUi(QObject):
         if guards is not None:  # asked before another study replaces this one
             guards.append(self.resolve_unsaved_edits)
 
-        self.autosave_timer = QTimer(self)
-        self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_S * 1000)
-        self.autosave_timer.timeout.connect(self.autosave)
-        self.idle_timer = QTimer(self)
-        self.idle_timer.setSingleShot(True)
-        self.idle_timer.setInterval(IDLE_AUTOSAVE_S * 1000)
-        self.idle_timer.timeout.connect(self.autosave)
-        if autosave:
-            self.autosave_timer.start()
+        # Autosave cadence (services.autosave_policy) and failure reporting.
+        self.autosave_monitor = AutosaveMonitor(window, enabled=autosave)
         self._on_document_changed(window.document)
 
     # ------------------------------------------------------------------ actions
@@ -248,8 +243,7 @@ class EditingUi(QObject):
             self.controller = EditingController(
                 document, self.undo_stack, autosave=self.autosave_enabled, recovery_root=self.recovery_root
             )
-            for signal in (document.labels_changed, document.detections_changed, document.label_table_changed):
-                signal.connect(self._on_edit)
+        self.autosave_monitor.watch(self.controller.autosaver if self.controller is not None else None)
         self.tool_panel.set_controller(self.controller)
         self.label_panel.set_controller(self.controller)
         for action in [*self.tool_actions.values(), self.save_action, self.save_labels_action, self.export_seg_action]:
@@ -258,10 +252,6 @@ class EditingUi(QObject):
         self._sync_tool_actions(self.window.active_tool)
         if document is not None and self._pending_restore is not None:
             self._finish_restore(document)
-
-    def _on_edit(self, *_args) -> None:
-        if self.autosave_enabled:
-            self.idle_timer.start()
 
     # ------------------------------------------------------------------ tools
     def activate_tool(self, name: str, checked: bool = True) -> None:
@@ -527,7 +517,7 @@ class EditingUi(QObject):
         if controller.autosaver is not None:
             controller.autosaver.wait()
         controller.close()
-        self.autosave_timer.stop()
+        self.autosave_monitor.stop()
         return True
 
     def offer_recovery(self) -> RecoveryEntry | None:
