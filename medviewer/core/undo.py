@@ -341,8 +341,21 @@ class LabelEditRecorder:
 
 
 # ---------------------------------------------------------------------------- stack
+#: The undo history keeps this many bytes of compressed edits; the oldest steps go first.
+DEFAULT_HISTORY_BYTES = 256 * 1024 * 1024
+#: What users are told about the history's limit (Edit menu tooltip, README).
+HISTORY_LIMIT_TEXT = (
+    "The undo history keeps up to 256 MB of compressed edits (a brush stroke takes a few hundred bytes "
+    "to a few kB, so tens of thousands of steps); beyond that the oldest steps are dropped first. "
+    "There is no limit on the number of steps."
+)
+
+
 class UndoStack:
-    """Linear undo history capped by step count and by total command bytes.
+    """Linear undo history capped by total command bytes (256 MB by default), not by step count.
+
+    A step count cap silently dropped work (500 steps is an hour of brushing); the
+    bytes a step holds are what costs memory. ``HISTORY_LIMIT_TEXT`` says it for users.
 
     Parameters
     ----------
@@ -350,7 +363,7 @@ class UndoStack:
         Total ``nbytes`` of kept commands; the oldest are dropped beyond it (the most
         recent step is always kept).
     max_count:
-        Most steps kept.
+        Most steps kept (None: no limit on the count).
     """
 
     #: Undo became possible or impossible: (bool)
@@ -360,9 +373,9 @@ class UndoStack:
     #: Anything in the history changed (push, undo, redo, clear, drop)
     changed = Signal()
 
-    def __init__(self, max_bytes: int = 256 * 1024 * 1024, max_count: int = 500) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_HISTORY_BYTES, max_count: int | None = None) -> None:
         self.max_bytes = int(max_bytes)
-        self.max_count = int(max_count)
+        self.max_count = int(max_count) if max_count is not None else None
         self._commands: list[UndoCommand] = []
         self._index = 0  # commands[:index] are applied
         self._nbytes = 0
@@ -474,7 +487,8 @@ class UndoStack:
         self._emit(before)
 
     def _enforce_limits(self) -> None:
-        while len(self._commands) > 1 and (len(self._commands) > self.max_count or self._nbytes > self.max_bytes):
+        too_many = lambda: self.max_count is not None and len(self._commands) > self.max_count  # noqa: E731
+        while len(self._commands) > 1 and (too_many() or self._nbytes > self.max_bytes):
             oldest = self._commands.pop(0)
             self._nbytes -= oldest.nbytes
             self._index -= 1

@@ -4,18 +4,23 @@ Each running editor owns one folder in ``medviewer.core.paths.recovery_dir()``::
 
     <session>/lock            held with an OS file lock while the process lives
     <session>/manifest.json   source series/path, geometry, label maps, detections
-    <session>/labels_G_N.bin  zlib-compressed label arrays of autosave generation G
+    <session>/labels_G_N.bin  zlib-compressed label array N as of autosave generation G
+    <session>/patch_G_N.bin   the block of label map N edited since its base (region in the manifest)
 
 The OS drops the lock when the process dies - even by ``kill -9`` - so a folder
 whose lock can be taken belongs to a crashed session and is offered at the next
 start (:func:`list_recoverable`). Files are written atomically, arrays before the
 manifest that names them, so a crash during an autosave leaves the previous
 autosave intact. Folders are removed after a successful save or an explicit
-discard.
+discard; a dead session's folder without a manifest is removed as an orphan.
 
-:class:`Autosaver` is Qt-free: the GUI calls :meth:`Autosaver.autosave_async` from a
-timer (every 60 s) and when idle; the slow part (compressing and writing) runs on a
-background thread after a quick snapshot on the caller's thread.
+:class:`Autosaver` is Qt-free: the GUI calls :meth:`Autosaver.autosave_if_due` once a
+second and the :class:`~medviewer.services.autosave_policy.AutosavePolicy` decides
+(after a pause, at the latest some seconds after the first unsaved change, or after
+many changed voxels). Only the block edited since the last autosave is copied and
+written; the slow part (compressing and writing) runs on a background thread after a
+quick snapshot on the caller's thread. Failures are kept in ``last_error`` and
+announced by the ``failed`` signal, and the write is retried.
 """
 
 from __future__ import annotations
@@ -27,28 +32,32 @@ import shutil
 import socket
 import sys
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from psygnal import Signal
 
 from medviewer.core.detection import Detection
-from medviewer.core.document import Document
+from medviewer.core.document import Document, Region
 from medviewer.core.errors import CorruptFileError, GeometryMismatchError, MedviewerError
 from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.paths import recovery_dir
 from medviewer.io.atomic import atomic_write_bytes, atomic_write_text
+from medviewer.services.autosave_policy import AutosavePolicy, EditClock
 
 MANIFEST = "manifest.json"
 LOCK = "lock"
-FORMAT_VERSION = 1
-#: How often the GUI autosaves unsaved edits (seconds).
-AUTOSAVE_INTERVAL_S = 60
-#: Idle time after an edit before the GUI autosaves early (seconds).
-IDLE_AUTOSAVE_S = 5
+#: 2 adds per-label-map patches (blocks written after the base array); 1 is still read.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
+#: A folder without a readable manifest whose owner is gone is removed after this long (seconds).
+ORPHAN_AGE_S = 60
 
 
 def _now() -> str:
@@ -123,14 +132,23 @@ def _owner_alive(folder: Path) -> bool:
 
 
 # ---------------------------------------------------------------------------- snapshots
+#: A label map's whole array must be written (first autosave, a replaced layer, a compaction).
+_WHOLE = "whole"
+
+
 @dataclass
 class _LabelSnapshot:
-    array: np.ndarray
+    """What to write for one label map: the whole array, or one changed block of it, or nothing."""
+
+    key: int
     name: str
     source: str
     table: dict
     active: bool
-    original: np.ndarray | None = None
+    array: np.ndarray | None = None  # the whole array (a copy)
+    block: np.ndarray | None = None  # the changed block (a copy) ...
+    region: Region | None = None  # ... and where it lies
+    original: np.ndarray | None = None  # the model proposal, when it changed since the last write
 
 
 @dataclass
@@ -142,10 +160,30 @@ class RecoverySnapshot:
     label_maps: list[_LabelSnapshot] = field(default_factory=list)
 
 
+@dataclass
+class _StoredMap:
+    """What the recovery folder holds for one label map: a base array and the blocks written since."""
+
+    label_map: LabelMap
+    base: dict
+    patches: list[dict] = field(default_factory=list)
+    original: dict | None = None
+    original_of: object = None  # the proposal object ``original`` was written from
+
+    @property
+    def files(self) -> list[str]:
+        names = [self.base["file"], *(p["file"] for p in self.patches)]
+        return names + ([self.original["file"]] if self.original else [])
+
+    @property
+    def patch_bytes(self) -> int:
+        return sum(p["bytes"] for p in self.patches)
+
+
 def _pack(array: np.ndarray) -> tuple[bytes, dict]:
     array = np.ascontiguousarray(array)
     data = zlib.compress(array.tobytes(), 1)
-    return data, {"shape": list(array.shape), "dtype": array.dtype.str, "crc32": zlib.crc32(data)}
+    return data, {"shape": list(array.shape), "dtype": array.dtype.str, "crc32": zlib.crc32(data), "bytes": len(data)}
 
 
 def _unpack(path: Path, info: dict) -> np.ndarray:
@@ -158,9 +196,30 @@ def _unpack(path: Path, info: dict) -> np.ndarray:
     return np.frombuffer(zlib.decompress(data), np.dtype(info["dtype"])).reshape(info["shape"]).copy()
 
 
+def _region_voxels(region: Region | None, shape: tuple[int, ...]) -> int:
+    if region is None:
+        return int(np.prod(shape))
+    return int(np.prod([max(0, s.stop - s.start) for s in region]))
+
+
+def _union(first, second):
+    """Union of two dirty marks: a region, or ``_WHOLE`` (``None`` = clean)."""
+    if first is None:
+        return second
+    if first == _WHOLE or second == _WHOLE:
+        return _WHOLE
+    return tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(first, second))
+
+
 # ---------------------------------------------------------------------------- autosaver
 class Autosaver:
     """Autosaves one document's unsaved label maps and detections.
+
+    After the first autosave only what changed is written: the bounding block of the
+    voxels edited since the last autosave, appended to that label map's list of
+    patches (the base array is rewritten when the patches outgrow it). The manifest is
+    written last and names every file, so a crash at any moment leaves the previous
+    autosave whole.
 
     Parameters
     ----------
@@ -171,33 +230,72 @@ class Autosaver:
         session still records what the model proposed.
     root:
         Recovery folder (``recovery_dir()`` by default).
+    policy:
+        When :meth:`autosave_if_due` writes (``AutosavePolicy()`` by default).
+    clock:
+        Monotonic seconds (``time.monotonic``; tests pass a fake clock).
     """
 
-    def __init__(self, document: Document, tracker=None, root: Path | None = None) -> None:
+    #: A background write failed: (exception). Emitted on the writing thread.
+    failed = Signal(object)
+    #: A write succeeded: (folder). Emitted on the writing thread.
+    succeeded = Signal(object)
+
+    def __init__(self, document: Document, tracker=None, root: Path | None = None,
+                 policy: AutosavePolicy | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.document = document
         self.tracker = tracker
+        self.policy = policy or AutosavePolicy()
+        self._clock = clock
         self.root = Path(root) if root is not None else recovery_dir()
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.folder = self.root / f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.folder = self._new_folder(self.root)
         self._lock: _ProcessLock | None = None
         # A document that already has unsaved edits needs its first autosave.
         self._generation = 1 if document.modified else 0
         self._saved_generation = 0
-        self._written_files: list[str] = []
+        self._stored: dict[int, _StoredMap] = {}
+        self._dirty: dict[int, object] = {}  # id(label_map) -> Region or _WHOLE
+        self._edits = EditClock()
+        if document.modified:
+            self._edits.record(clock(), 0)
+        self._old_folders: list[Path] = []
         self._write_lock = threading.Lock()
+        self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.last_error: Exception | None = None
-        for signal in (document.labels_changed, document.label_table_changed, document.detections_changed,
-                       document.label_maps_changed):
+        document.labels_changed.connect(self._labels_changed)
+        for signal in (document.label_table_changed, document.detections_changed):
             signal.connect(self._changed)
+        document.label_maps_changed.connect(self._layers_changed)
         document.modified_changed.connect(self._on_modified)
 
+    @staticmethod
+    def _new_folder(root: Path) -> Path:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return root / f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}"
+
     # ------------------------------------------------------------------ state
-    def _changed(self, *args) -> None:
+    def _changed(self, *args, voxels: int = 0) -> None:
         self._generation += 1
+        with self._state_lock:
+            self._edits.record(self._clock(), voxels)
+
+    def _labels_changed(self, label_map: LabelMap, region) -> None:
+        with self._state_lock:
+            key = id(label_map)
+            self._dirty[key] = _union(self._dirty.get(key), _WHOLE if region is None else tuple(region))
+        self._changed(voxels=_region_voxels(region, label_map.array.shape))
+
+    def _layers_changed(self) -> None:
+        present = {id(lm) for lm in self.document.label_maps}
+        with self._state_lock:
+            for key in list(self._dirty):
+                if key not in present:
+                    del self._dirty[key]
+        self._changed()
 
     def _on_modified(self, modified: bool) -> None:
-        if not modified:  # saved: the recovery copy is no longer needed
+        if not modified:  # saved (or undone back to the saved state): the recovery copy is not needed
             self.discard()
 
     @property
@@ -205,9 +303,14 @@ class Autosaver:
         """Unsaved edits that are not in the recovery folder yet."""
         return self.document.modified and self._generation != self._saved_generation
 
+    def is_due(self) -> bool:
+        """True when there are unsaved edits and the policy says to write them now."""
+        with self._state_lock:
+            return self.needs_autosave and self._edits.due(self.policy, self._clock())
+
     # ------------------------------------------------------------------ snapshot and write
     def snapshot(self) -> RecoverySnapshot:
-        """Copy the document's label maps and detections (fast; call on the thread that owns the document)."""
+        """Copy what changed since the last autosave (fast; call on the thread that owns the document)."""
         document = self.document
         volume = document.volume
         metadata = volume.metadata
@@ -227,75 +330,181 @@ class Autosaver:
             "detections": [d.to_dict() for d in document.detections],
             "selected_detection": document.selected_detection.id if document.selected_detection else None,
         }
+        with self._state_lock:
+            dirty, self._dirty = self._dirty, {}
+            edits, self._edits = self._edits, EditClock()
         label_maps = []
         for label_map in document.label_maps:
+            key = id(label_map)
+            stored = self._stored.get(key)
+            if stored is not None and stored.label_map is not label_map:
+                stored = None
+            mark = dirty.get(key)
             original = self.tracker.original_of(label_map) if self.tracker is not None else None
-            label_maps.append(
-                _LabelSnapshot(
-                    label_map.array.copy(), label_map.name, label_map.source, label_map.table.to_dict(),
-                    label_map is document.active_label_map, original.array if original is not None else None,
-                )
-            )
-        return RecoverySnapshot(self._generation, manifest, label_maps)
+            item = _LabelSnapshot(key, label_map.name, label_map.source, label_map.table.to_dict(),
+                                  label_map is document.active_label_map)
+            if original is not None and (stored is None or stored.original_of is not original):
+                item.original = original.array.copy()
+            if stored is None or mark == _WHOLE or self._should_compact(stored, mark, label_map):
+                item.array = label_map.array.copy()
+            elif mark is not None:
+                item.region = mark
+                item.block = label_map.array[mark].copy()
+            label_maps.append(item)
+        snapshot = RecoverySnapshot(self._generation, manifest, label_maps)
+        snapshot._dirty = dirty  # type: ignore[attr-defined]  # put back if the write fails
+        snapshot._edits = edits  # type: ignore[attr-defined]
+        snapshot._originals = {id(lm): (self.tracker.original_of(lm) if self.tracker else None)  # type: ignore[attr-defined]
+                               for lm in document.label_maps}
+        snapshot._maps = {id(lm): lm for lm in document.label_maps}  # type: ignore[attr-defined]
+        return snapshot
+
+    @staticmethod
+    def _should_compact(stored: _StoredMap, mark, label_map: LabelMap) -> bool:
+        """Rewrite the whole array once the patches would outweigh it (restores stay quick)."""
+        if mark is None:
+            return False
+        block_bytes = _region_voxels(mark, label_map.array.shape) * label_map.array.itemsize
+        return len(stored.patches) >= 64 or stored.patch_bytes + block_bytes // 8 > max(stored.base["bytes"], 1 << 16)
 
     def write(self, snapshot: RecoverySnapshot) -> Path:
-        """Write a snapshot atomically (slow part; safe on a background thread)."""
+        """Write a snapshot (slow part; safe on a background thread). Raises on failure, changing nothing."""
         with self._write_lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            if self._lock is None:
-                self._lock = _ProcessLock(self.folder / LOCK)
-            written = []
-            entries = []
-            for n, item in enumerate(snapshot.label_maps):
+            try:
+                folder = self._write(snapshot)
+            except BaseException:
+                self._restore_pending(snapshot)
+                raise
+            return folder
+
+    def _write(self, snapshot: RecoverySnapshot) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._lock is None:
+            self._lock = _ProcessLock(self.folder / LOCK)
+        generation = snapshot.generation
+        stored = {}
+        entries = []
+        for n, item in enumerate(snapshot.label_maps):
+            previous = self._stored.get(item.key)
+            label_map = snapshot._maps[item.key]  # type: ignore[attr-defined]
+            if item.array is not None:
                 data, info = _pack(item.array)
-                name = f"labels_{snapshot.generation}_{n}.bin"
-                atomic_write_bytes(self.folder / name, data)
-                written.append(name)
-                entry = {"file": name, **info, "name": item.name, "source": item.source, "table": item.table,
-                         "active": item.active}
-                if item.original is not None:
-                    original_data, original_info = _pack(item.original)
-                    original_name = f"original_{snapshot.generation}_{n}.bin"
-                    atomic_write_bytes(self.folder / original_name, original_data)
-                    written.append(original_name)
-                    entry["original"] = {"file": original_name, **original_info}
-                entries.append(entry)
-            manifest = dict(snapshot.manifest, label_maps=entries, generation=snapshot.generation)
-            atomic_write_text(self.folder / MANIFEST, json.dumps(manifest, indent=1))
-            for old in set(self._written_files) - set(written):
-                (self.folder / old).unlink(missing_ok=True)
-            self._written_files = written
-            self._saved_generation = snapshot.generation
-            return self.folder
+                info["file"] = f"labels_{generation}_{n}.bin"
+                atomic_write_bytes(self.folder / info["file"], data)
+                current = _StoredMap(label_map, info)
+            else:
+                assert previous is not None
+                current = _StoredMap(label_map, previous.base, list(previous.patches), previous.original,
+                                     previous.original_of)
+                if item.block is not None and item.region is not None:
+                    data, info = _pack(item.block)
+                    info["file"] = f"patch_{generation}_{n}.bin"
+                    info["region"] = [[int(s.start), int(s.stop)] for s in item.region]
+                    atomic_write_bytes(self.folder / info["file"], data)
+                    current.patches.append(info)
+            if item.original is not None:
+                data, info = _pack(item.original)
+                info["file"] = f"original_{generation}_{n}.bin"
+                atomic_write_bytes(self.folder / info["file"], data)
+                current.original = info
+                current.original_of = snapshot._originals.get(item.key)  # type: ignore[attr-defined]
+            elif previous is None or snapshot._originals.get(item.key) is None:  # type: ignore[attr-defined]
+                current.original, current.original_of = None, None
+            stored[item.key] = current
+            entry = {**current.base, "patches": current.patches, "name": item.name, "source": item.source,
+                     "table": item.table, "active": item.active}
+            if current.original is not None:
+                entry["original"] = current.original
+            entries.append(entry)
+        manifest = dict(snapshot.manifest, label_maps=entries, generation=generation)
+        atomic_write_text(self.folder / MANIFEST, json.dumps(manifest, indent=1))
+        # Only now is the new state on disk: forget files the manifest no longer names.
+        keep = {name for s in stored.values() for name in s.files}
+        old = {name for s in self._stored.values() for name in s.files}
+        for name in old - keep:
+            (self.folder / name).unlink(missing_ok=True)
+        self._stored = stored
+        self._saved_generation = generation
+        for folder in self._old_folders:  # the previous root's autosave is superseded
+            shutil.rmtree(folder, ignore_errors=True)
+        self._old_folders = []
+        return self.folder
+
+    def _restore_pending(self, snapshot: RecoverySnapshot) -> None:
+        """A write failed: what it was to write is pending again (merged with newer changes)."""
+        now = self._clock()
+        with self._state_lock:
+            for key, mark in snapshot._dirty.items():  # type: ignore[attr-defined]
+                self._dirty[key] = _union(self._dirty.get(key), mark)
+            older = snapshot._edits  # type: ignore[attr-defined]
+            newer = self._edits
+            first = [t for t in (older.first_change, newer.first_change) if t is not None]
+            self._edits = EditClock(min(first) if first else now, newer.last_change or older.last_change or now,
+                                    older.changed_voxels + newer.changed_voxels, now)
 
     def autosave_now(self) -> bool:
         """Autosave synchronously when there are unsaved, un-autosaved edits; True if written."""
+        self.wait()
         if not self.needs_autosave:
             return False
         self.write(self.snapshot())
         return True
 
     def autosave_async(self) -> bool:
-        """Snapshot now and write on a background thread (skipped while a write is running)."""
+        """Snapshot now and write on a background thread (skipped while a write is running).
+
+        The outcome is kept in :attr:`last_error` and announced by :attr:`failed` or
+        :attr:`succeeded` (on the writing thread).
+        """
         if not self.needs_autosave or (self._thread is not None and self._thread.is_alive()):
             return False
         snapshot = self.snapshot()
 
         def run() -> None:
             try:
-                self.write(snapshot)
-                self.last_error = None
+                folder = self.write(snapshot)
             except Exception as error:  # noqa: BLE001 - reported to the GUI, never fatal
                 self.last_error = error
+                self.failed.emit(error)
+            else:
+                self.last_error = None
+                self.succeeded.emit(folder)
 
         self._thread = threading.Thread(target=run, name="medviewer-autosave", daemon=True)
         self._thread.start()
         return True
 
+    def autosave_if_due(self) -> bool:
+        """Start a background autosave when the policy says it is time (the GUI calls this every second)."""
+        return self.is_due() and self.autosave_async()
+
     def wait(self, timeout: float | None = None) -> None:
         """Wait for a background write to finish."""
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def move_to(self, root: Path) -> None:
+        """Autosave into another folder from now on (the user chose one after a failure).
+
+        Everything is written anew there at the next autosave; the old folder is removed
+        once that succeeded, so an older autosave is never lost in between.
+        """
+        self.wait()
+        with self._write_lock:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            if self.folder.exists():
+                self._old_folders.append(self.folder)
+            self.root = Path(root)
+            self.folder = self._new_folder(self.root)
+            self._stored = {}
+            self._saved_generation = -1 if self.document.modified else self._generation
+        with self._state_lock:
+            for label_map in self.document.label_maps:
+                self._dirty[id(label_map)] = _WHOLE
+            self._edits.record(self._clock(), 0)
+            self._edits.last_failure = None
 
     def discard(self) -> None:
         """Remove this session's recovery folder (after a save, or when the user discards)."""
@@ -305,8 +514,11 @@ class Autosaver:
                 self._lock.release()
                 self._lock = None
             shutil.rmtree(self.folder, ignore_errors=True)
-            self._written_files = []
+            self._stored = {}
             self._saved_generation = self._generation
+        with self._state_lock:
+            self._dirty = {}
+            self._edits = EditClock()
 
     def close(self) -> None:
         """Stop watching the document and drop its autosave (it was saved or discarded)."""
@@ -331,10 +543,12 @@ class Autosaver:
         self._disconnect()
 
     def _disconnect(self) -> None:
-        for signal in (self.document.labels_changed, self.document.label_table_changed,
-                       self.document.detections_changed, self.document.label_maps_changed):
+        document = self.document
+        document.labels_changed.disconnect(self._labels_changed)
+        for signal in (document.label_table_changed, document.detections_changed):
             signal.disconnect(self._changed)
-        self.document.modified_changed.disconnect(self._on_modified)
+        document.label_maps_changed.disconnect(self._layers_changed)
+        document.modified_changed.disconnect(self._on_modified)
 
 
 # ---------------------------------------------------------------------------- recovering
@@ -369,23 +583,41 @@ class RecoveryEntry:
         return f"{name} ({self.source_path or 'unknown source'}), autosaved {self.saved_at}: {layers} label map(s), {boxes} box(es)"
 
 
-def list_recoverable(root: Path | None = None) -> list[RecoveryEntry]:
-    """Autosaves of sessions that are no longer running, newest first."""
+def list_recoverable(root: Path | None = None, orphan_age_s: float = ORPHAN_AGE_S) -> list[RecoveryEntry]:
+    """Autosaves of sessions that are no longer running, newest first.
+
+    Folders of dead sessions that hold no readable manifest (a kill during the very
+    first autosave) contain nothing that could be restored: they are removed once
+    older than ``orphan_age_s`` (a live session creating its folder is never touched:
+    it holds the lock).
+    """
     root = Path(root) if root is not None else recovery_dir()
     if not root.is_dir():
         return []
     entries = []
     for folder in root.iterdir():
-        manifest_path = folder / MANIFEST
-        if not folder.is_dir() or not manifest_path.is_file() or _owner_alive(folder):
+        if not folder.is_dir() or _owner_alive(folder):
             continue
+        manifest_path = folder / MANIFEST
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            manifest = None
+        if not isinstance(manifest, dict):
+            _remove_orphan(folder, orphan_age_s)
             continue
-        if manifest.get("format") == FORMAT_VERSION:
+        if manifest.get("format") in READABLE_FORMATS:
             entries.append(RecoveryEntry(folder, manifest))
     return sorted(entries, key=lambda e: e.saved_at, reverse=True)
+
+
+def _remove_orphan(folder: Path, min_age_s: float) -> None:
+    try:
+        newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.iterdir())])
+    except OSError:
+        return
+    if time.time() - newest >= min_age_s:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def discard_entry(entry: RecoveryEntry) -> None:
@@ -421,6 +653,12 @@ def restore_into(document: Document, entry: RecoveryEntry, tracker=None) -> Reco
     active = None
     for item in entry.manifest.get("label_maps", []):
         array = _unpack(entry.folder / item["file"], item)
+        for patch in item.get("patches", []):  # blocks written after the base, in order
+            region = tuple(slice(int(a), int(b)) for a, b in patch["region"])
+            block = _unpack(entry.folder / patch["file"], patch)
+            if block.shape != array[region].shape:
+                raise CorruptFileError("recovery patch does not fit its label map", entry.folder / patch["file"])
+            array[region] = block
         label_map = LabelMap(array, document.geometry, LabelTable.from_dict(item["table"]), item["name"], item["source"])
         label_maps.append(label_map)
         if item.get("active"):

@@ -13,7 +13,8 @@ whoever pushed the step (a tool, an operation, a model result), whatever was ins
 * File menu: Save annotations (Ctrl+S, nnU-Net dataset), Save labels as... (NIfTI/NRRD),
   Export DICOM SEG..., Choose annotation dataset...;
 * docks "Labels" (``LabelTablePanel``) and "Editing tools" (``ToolPanel``);
-* autosave every 60 s and after 5 s idle; closing the window, or opening another
+* autosave by ``services.autosave_policy`` (a pause, continuous editing, many voxels), failures
+  shown by ``ui.autosave_status``; closing the window, or opening another
   file, folder, series or the demo, with unsaved edits asks Save / Discard / Cancel
   (:meth:`EditingUi.resolve_unsaved_edits`, a ``window.document_guards`` entry);
   :meth:`EditingUi.offer_recovery` offers autosaves of crashed sessions at start.
@@ -28,7 +29,7 @@ import getpass
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -43,14 +44,15 @@ from PySide6.QtWidgets import (
 
 from medviewer.core.document import Document
 from medviewer.core.errors import MedviewerError
-from medviewer.core.undo import UndoStack
+from medviewer.core.undo import HISTORY_LIMIT_TEXT, UndoStack
 from medviewer.services.annotations import SaveTarget, default_dataset_root, is_model_source, split_model_source
 from medviewer.services.editing import TOOL_ORDER, EditingController
 from medviewer.services.study_session import StudySession
-from medviewer.services.recovery import AUTOSAVE_INTERVAL_S, IDLE_AUTOSAVE_S, RecoveryEntry, adopt, discard_entry, list_recoverable
+from medviewer.services.recovery import RecoveryEntry, adopt, discard_entry, list_recoverable
 from medviewer.tools import SHORTCUTS, operations
 from medviewer.tools import detections as box_ops
 from medviewer.ui import dialogs
+from medviewer.ui.autosave_status import AutosaveMonitor
 from medviewer.ui.jobs import JobProgressDialog, JobQueue
 from medviewer.ui.label_table_panel import LabelTablePanel
 from medviewer.ui.tool_panel import ToolPanel
@@ -129,15 +131,8 @@ class EditingUi(QObject):
         window.installEventFilter(self)
         window.document_guards.append(self.resolve_unsaved_edits)  # asked before another study replaces this one
 
-        self.autosave_timer = QTimer(self)
-        self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_S * 1000)
-        self.autosave_timer.timeout.connect(self.autosave)
-        self.idle_timer = QTimer(self)
-        self.idle_timer.setSingleShot(True)
-        self.idle_timer.setInterval(IDLE_AUTOSAVE_S * 1000)
-        self.idle_timer.timeout.connect(self.autosave)
-        if autosave:
-            self.autosave_timer.start()
+        # Autosave cadence (services.autosave_policy) and failure reporting.
+        self.autosave_monitor = AutosaveMonitor(window, enabled=autosave)
         self._on_session_changed(window.session)
 
     @property
@@ -168,8 +163,10 @@ class EditingUi(QObject):
         menubar = window.menuBar()
         self.edit_menu = window.menuBar().addMenu("&Edit")
         menubar.insertMenu(window.menu("View").menuAction(), self.edit_menu)
-        self.undo_action = self._action(self.edit_menu, "&Undo", lambda: self.undo(), "undo")
+        self.undo_action = self._action(self.edit_menu, "&Undo", lambda: self.undo(), "undo",
+                                        tip=f"Undo the last edit. {HISTORY_LIMIT_TEXT}")
         self.redo_action = self._action(self.edit_menu, "&Redo", lambda: self.redo(), "redo")
+        self.edit_menu.setToolTipsVisible(True)
 
         file_menu = window.menu("File")
         first = file_menu.actions()[0] if file_menu.actions() else None
@@ -249,8 +246,7 @@ class EditingUi(QObject):
         if session is not None:
             for signal in (session.undo_stack.can_undo_changed, session.undo_stack.can_redo_changed, session.undo_stack.changed):
                 signal.connect(self._sync_undo_actions)
-            for signal in (document.labels_changed, document.detections_changed, document.label_table_changed):
-                signal.connect(self._on_edit)
+        self.autosave_monitor.watch(self.controller.autosaver if self.controller is not None else None)
         self.tool_panel.set_controller(self.controller)
         self.label_panel.set_controller(self.controller)
         for action in [*self.tool_actions.values(), self.save_action, self.save_labels_action, self.export_seg_action]:
@@ -259,10 +255,6 @@ class EditingUi(QObject):
         self._sync_tool_actions(self.window.active_tool)
         if document is not None and self._pending_restore is not None:
             self._finish_restore(document)
-
-    def _on_edit(self, *_args) -> None:
-        if self.autosave_enabled:
-            self.idle_timer.start()
 
     # ------------------------------------------------------------------ tools
     def activate_tool(self, name: str, checked: bool = True) -> None:
@@ -527,7 +519,7 @@ class EditingUi(QObject):
         if controller.autosaver is not None:
             controller.autosaver.wait()
         self.session.close()
-        self.autosave_timer.stop()
+        self.autosave_monitor.stop()
         return True
 
     def offer_recovery(self) -> RecoveryEntry | None:

@@ -149,6 +149,18 @@ def test_history_capped_by_bytes_and_count(document):
     assert stack.count == 3 and stack.index == 3
 
 
+def test_default_history_has_no_step_count_limit(document):
+    """500 steps used to be dropped silently (issue 18.6): the default caps bytes only."""
+    label_map = document.active_label_map
+    stack = UndoStack()
+    for step in range(2000):
+        stack.push(LabelTableEdit(label_map, label_map.table.copy(), label_map.table.copy()))
+    assert stack.count == 2000 and stack.max_count is None and stack.max_bytes == 256 * 1024 * 1024
+    while stack.undo():
+        pass
+    assert stack.index == 0
+
+
 def test_table_and_compound_edits(document):
     label_map = document.active_label_map
     label_map.table.add(1, "liver")

@@ -59,9 +59,16 @@ def test_autosave_only_when_needed_and_discard_on_save(tmp_path):
     assert list_recoverable(tmp_path) == []
     document.edit_labels(label_map, np.s_[0:1, 0:1, 0:1], 2)
     assert saver.autosave_now()
+    # only the edited block is written after the first autosave
     files = sorted(p.name for p in saver.folder.iterdir())
-    assert len(files) == 3 and files[1:] == ["lock", "manifest.json"]  # the older generation was removed
-    assert files[0] == json.loads((saver.folder / "manifest.json").read_text())["label_maps"][0]["file"]
+    entry = json.loads((saver.folder / "manifest.json").read_text())["label_maps"][0]
+    assert files == [entry["file"], "lock", "manifest.json", entry["patches"][0]["file"]]
+    assert entry["patches"][0]["region"] == [[0, 1], [0, 1], [0, 1]] and entry["patches"][0]["shape"] == [1, 1, 1]
+    document.notify_labels_changed(label_map, None)  # everything changed: a new base replaces base and patches
+    assert saver.autosave_now()
+    entry = json.loads((saver.folder / "manifest.json").read_text())["label_maps"][0]
+    assert sorted(p.name for p in saver.folder.iterdir()) == [entry["file"], "lock", "manifest.json"]
+    assert entry["patches"] == []
     document.mark_saved()  # a successful save
     assert not saver.folder.exists()
 

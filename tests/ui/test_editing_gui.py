@@ -44,7 +44,7 @@ def window(qtbot, tmp_path, monkeypatch):
     window.show()
     qtbot.waitExposed(window)
     yield window
-    editing.autosave_timer.stop()
+    editing.autosave_monitor.stop()
 
 
 def _open(window, qtbot, document: Document | None = None) -> Document:

@@ -62,7 +62,7 @@ def window(qtbot, tmp_path, answers):
     main.show()
     qtbot.waitExposed(main)
     yield main
-    editing.autosave_timer.stop()
+    editing.autosave_monitor.stop()
 
 
 def open_and_wait(window, qtbot, path: str):
