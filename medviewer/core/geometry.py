@@ -1,6 +1,6 @@
 """Image geometry: the one place where voxel indices and world coordinates meet.
 
-Conventions (DESIGN.md):
+Conventions (docs/ARCHITECTURE.md points here):
 
 * Arrays are stored ``(z, y, x)``; *indices* in this module are ``(i, j, k)`` =
   ``(x, y, z)``, as ITK/SimpleITK use them. ``array[k, j, i]`` is the voxel at index
