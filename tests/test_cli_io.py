@@ -164,20 +164,13 @@ def _truncated_nii_gz(folder):
     return folder / "cut.nii.gz"
 
 
-def _truncated_jpeg(folder):
+def _truncated_picture(folder, suffix: str):
+    """A noisy 200x300 picture saved by Pillow, cut after half of its bytes."""
     image = pytest.importorskip("PIL.Image")
-    image.fromarray((np.random.default_rng(0).random((200, 300)) * 255).astype(np.uint8)).save(folder / "ok.jpg")
-    whole = (folder / "ok.jpg").read_bytes()
-    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2])
-    return folder / "cut.jpg"
-
-
-def _truncated_tiff(folder):
-    image = pytest.importorskip("PIL.Image")
-    image.fromarray((np.random.default_rng(0).random((200, 300)) * 255).astype(np.uint8)).save(folder / "ok.tif")
-    whole = (folder / "ok.tif").read_bytes()
-    (folder / "cut.tif").write_bytes(whole[: len(whole) // 2])
-    return folder / "cut.tif"
+    image.fromarray((np.random.default_rng(0).random((200, 300)) * 255).astype(np.uint8)).save(folder / f"ok{suffix}")
+    whole = (folder / f"ok{suffix}").read_bytes()
+    (folder / f"cut{suffix}").write_bytes(whole[: len(whole) // 2])
+    return folder / f"cut{suffix}"
 
 
 def _huge_nifti(folder):
@@ -223,8 +216,8 @@ def _short_raw(folder):
 
 DAMAGED = {
     "truncated nii.gz": (_truncated_nii_gz, "the file is truncated or damaged: the gzip stream ends after"),
-    "truncated jpeg": (_truncated_jpeg, "the JPEG file is truncated: its end-of-image marker is missing"),
-    "truncated tiff (libtiff complains)": (_truncated_tiff, "cannot be read as TIFF: Problem reading the row: 0 (TIFFFillStrip: Read error"),
+    "truncated jpeg": (lambda d: _truncated_picture(d, ".jpg"), "the JPEG file is truncated: its end-of-image marker is missing"),
+    "truncated tiff (libtiff complains)": (lambda d: _truncated_picture(d, ".tif"), "cannot be read as TIFF: Problem reading the row: 0 (TIFFFillStrip: Read error"),
     "header claims 30000^3 voxels": (_huge_nifti, "the header claims 30000 x 30000 x 30000 voxels (108 TB), but the file holds only 21.4 kB"),
     "NaN sform, no qform": (lambda d: _nan_sform(d, 0), "invalid geometry in the header: the sform (srow_x/y/z) holds NaN"),
     "all voxels NaN": (_all_nan, "no voxel has a value: all 120 are NaN or infinite"),

@@ -82,7 +82,29 @@ class UndoCommand:
         return 256
 
 
-class LabelEdit(UndoCommand):
+class _BeforeAfterEdit(UndoCommand):
+    """A step that keeps the whole state before and after (``_before``, ``_after``) and puts one back."""
+
+    #: Bookkeeping bytes counted per stored entry.
+    entry_bytes = 64
+    _before: Any
+    _after: Any
+
+    def _apply(self, state: Any) -> None:
+        raise NotImplementedError
+
+    def undo(self) -> None:
+        self._apply(self._before)
+
+    def redo(self) -> None:
+        self._apply(self._after)
+
+    @property
+    def nbytes(self) -> int:
+        return self.entry_bytes * (len(self._before) + len(self._after)) + 256
+
+
+class LabelEdit(_BeforeAfterEdit):
     """Voxel change of one label map inside ``region``: compressed before/after blocks.
 
     Parameters
@@ -133,25 +155,19 @@ class LabelEdit(UndoCommand):
         absolute = tuple(slice(r.start + c.start, r.start + c.stop) for r, c in zip(region, changed))
         return cls(label_map, absolute, before[changed], after[changed], document, text)  # type: ignore[arg-type]
 
-    def _write(self, block: _PackedBlock) -> None:
+    def _apply(self, block: _PackedBlock) -> None:
         values = block.unpack()
         if self.document is not None:
             self.document.write_labels(self.label_map, self.region, values)
         else:
             self.label_map.write(self.region, values)
 
-    def undo(self) -> None:
-        self._write(self._before)
-
-    def redo(self) -> None:
-        self._write(self._after)
-
     @property
     def nbytes(self) -> int:
         return self._before.nbytes + self._after.nbytes + 256
 
 
-class LabelTableEdit(UndoCommand):
+class LabelTableEdit(_BeforeAfterEdit):
     """Names/colours/visibility change of a label map's table (stores both tables)."""
 
     def __init__(
@@ -173,16 +189,6 @@ class LabelTableEdit(UndoCommand):
         self.label_map.table.entries = LabelTable.from_dict(data).entries
         if self.document is not None:
             self.document.notify_label_table_changed(self.label_map)
-
-    def undo(self) -> None:
-        self._apply(self._before)
-
-    def redo(self) -> None:
-        self._apply(self._after)
-
-    @property
-    def nbytes(self) -> int:
-        return 64 * (len(self._before) + len(self._after)) + 256
 
 
 class CompoundEdit(UndoCommand):
@@ -214,7 +220,7 @@ def capture_detections(document: Document) -> list[tuple[Detection, dict[str, An
     return [(d, {f: getattr(d, f) for f in _DETECTION_FIELDS}) for d in document.detections]
 
 
-class DetectionsEdit(UndoCommand):
+class DetectionsEdit(_BeforeAfterEdit):
     """Any change to the document's detections: the list and each box's fields, before and after.
 
     Detection objects keep their identity across undo/redo, so selections and views
@@ -229,9 +235,19 @@ class DetectionsEdit(UndoCommand):
         text: str = "Edit detections",
     ) -> None:
         self.document = document
-        self.before = before
-        self.after = after if after is not None else capture_detections(document)
+        self._before = before
+        self._after = after if after is not None else capture_detections(document)
         self.text = text
+
+    entry_bytes = 512
+
+    @property
+    def before(self) -> list[tuple[Detection, dict[str, Any]]]:
+        return self._before
+
+    @property
+    def after(self) -> list[tuple[Detection, dict[str, Any]]]:
+        return self._after
 
     @property
     def is_noop(self) -> bool:
@@ -247,16 +263,6 @@ class DetectionsEdit(UndoCommand):
         self.document.set_detections([d for d, _ in state])
         if selected is not None and selected in self.document.detections:
             self.document.select_detection(selected)
-
-    def undo(self) -> None:
-        self._apply(self.before)
-
-    def redo(self) -> None:
-        self._apply(self.after)
-
-    @property
-    def nbytes(self) -> int:
-        return 512 * (len(self.before) + len(self.after)) + 256
 
 
 class CallbackEdit(UndoCommand):

@@ -48,6 +48,7 @@ from medviewer.core.errors import CorruptFileError, GeometryMismatchError, Medvi
 from medviewer.core.geometry import Geometry
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.paths import recovery_dir
+from medviewer.core.signal_links import SignalLinks
 from medviewer.io.atomic import atomic_write_bytes, atomic_write_text
 from medviewer.services.autosave_policy import AutosavePolicy, EditClock
 
@@ -263,11 +264,11 @@ class Autosaver:
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.last_error: Exception | None = None
-        document.labels_changed.connect(self._labels_changed)
-        for signal in (document.label_table_changed, document.detections_changed):
-            signal.connect(self._changed)
-        document.label_maps_changed.connect(self._layers_changed)
-        document.modified_changed.connect(self._on_modified)
+        self._links = SignalLinks([
+            (document.labels_changed, self._labels_changed), (document.label_table_changed, self._changed),
+            (document.detections_changed, self._changed), (document.label_maps_changed, self._layers_changed),
+            (document.modified_changed, self._on_modified),
+        ])
 
     @staticmethod
     def _new_folder(root: Path) -> Path:
@@ -543,12 +544,7 @@ class Autosaver:
         self._disconnect()
 
     def _disconnect(self) -> None:
-        document = self.document
-        document.labels_changed.disconnect(self._labels_changed)
-        for signal in (document.label_table_changed, document.detections_changed):
-            signal.disconnect(self._changed)
-        document.label_maps_changed.disconnect(self._layers_changed)
-        document.modified_changed.disconnect(self._on_modified)
+        self._links.disconnect()
 
 
 # ---------------------------------------------------------------------------- recovering

@@ -174,13 +174,8 @@ def remove_small_islands(
     region = labels_region(label_map, chosen) if chosen else None
     if region is None:
         return None
-    block = label_map.array[region].copy()
-    for value in chosen:
-        mask = block == value
-        if mask.any():
-            keep = morphology.remove_small_islands(mask, min_voxels, fully_connected)
-            block[mask & ~keep] = 0
-    return session.apply_block(region, block, "Remove small islands", respect_overwrite=False)
+    return _erase_per_label(session, region, chosen, "Remove small islands",
+                            lambda mask: mask & ~morphology.remove_small_islands(mask, min_voxels, fully_connected))
 
 
 def keep_largest_component(
@@ -192,12 +187,18 @@ def keep_largest_component(
     region = labels_region(label_map, chosen)
     if region is None:
         return None
-    block = label_map.array[region].copy()
+    return _erase_per_label(session, region, chosen, "Keep largest component",
+                            lambda mask: mask & ~morphology.keep_largest_component(mask, fully_connected))
+
+
+def _erase_per_label(session: EditSession, region, chosen, text: str, drop) -> LabelEdit | None:
+    """Erase, label by label inside ``region``, the voxels ``drop(mask)`` picks; one undo step."""
+    block = session.ensure_label_map().array[region].copy()
     for value in chosen:
         mask = block == value
         if mask.any():
-            block[mask & ~morphology.keep_largest_component(mask, fully_connected)] = 0
-    return session.apply_block(region, block, "Keep largest component", respect_overwrite=False)
+            block[drop(mask)] = 0
+    return session.apply_block(region, block, text, respect_overwrite=False)
 
 
 SMOOTHING_METHODS = ("median", "closing", "opening")

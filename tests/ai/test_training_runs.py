@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from training_helpers import ball_case, base_manifest, make_base_package, make_dataset, read_manifest
+from training_helpers import (  # noqa: F401 (isolated_training is a fixture)
+    ball_case, base_manifest, isolated_training, make_base_package, make_dataset, read_manifest,
+)
 
 from medviewer.ai.pipeline import ModelRunner, load_package
 from medviewer.ai.registry import ModelRegistry
@@ -32,14 +34,8 @@ from medviewer.io.nnunet_dataset import NnUNetDataset
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Own user folders per test (trained models must not leak into other tests); one thread, as results
-    are reproducible for a fixed thread count (and the CI machine has 2 cores)."""
-    monkeypatch.setenv("MEDVIEWER_HOME", str(tmp_path / "home"))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def isolated(isolated_training):
+    """Own user folders and one torch thread per test (training_helpers.isolated_training)."""
 
 
 def quick_settings(**changes) -> TrainingSettings:

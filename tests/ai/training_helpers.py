@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from medviewer.ai.architectures import build_architecture
@@ -20,6 +21,17 @@ from medviewer.ai.packaging import save_package
 from medviewer.core import Detection, Geometry, LabelMap, LabelTable, Volume, VolumeMetadata
 from medviewer.core.detection import DetectionStatus
 from medviewer.io.nnunet_dataset import NnUNetDataset
+
+@pytest.fixture
+def isolated_training(tmp_path, monkeypatch):
+    """Own user folders per test (trained models must not leak into other tests); one thread, as results
+    are reproducible for a fixed thread count (and the CI machine has 2 cores)."""
+    monkeypatch.setenv("MEDVIEWER_HOME", str(tmp_path / "home"))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 SHAPE = (24, 32, 32)  # (z, y, x)
 SPACING = (2.0, 2.0, 2.0)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ai"))
-from training_helpers import make_base_package, make_dataset  # noqa: E402
+from training_helpers import isolated_training, make_base_package, make_dataset  # noqa: E402, F401 (fixture)
 
 from medviewer.ai.registry import ModelRegistry  # noqa: E402
 from medviewer.ai.training.checkpoint import load_checkpoint  # noqa: E402
@@ -22,14 +22,8 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """Own user folders per test (trained models must not leak into other tests); one thread, as results
-    are reproducible for a fixed thread count (and the CI machine has 2 cores)."""
-    monkeypatch.setenv("MEDVIEWER_HOME", str(tmp_path / "home"))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def isolated(isolated_training):
+    """Own user folders and one torch thread per test (training_helpers.isolated_training)."""
 
 
 @pytest.fixture

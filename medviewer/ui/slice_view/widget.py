@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFrame, QWidget
 from medviewer.core.detection import Detection
 from medviewer.core.document import Document
 from medviewer.core.labels import LabelMap
+from medviewer.core.signal_links import SignalLinks
 from medviewer.imaging import measurements as measure
 from medviewer.imaging.reslice import PLANES, SliceMapping, slice_mapping
 from medviewer.imaging.window_level import Window, window_after_drag
@@ -71,6 +72,7 @@ class SliceView(pg.GraphicsView):
         self.plane = plane
         self.display = display or DisplaySettings()
         self.document: Document | None = None
+        self._document_links: SignalLinks | None = None
         self.measurements: measure.MeasurementList | None = None
         self.mapping: SliceMapping | None = None
         self.slice_index = 0
@@ -134,12 +136,7 @@ class SliceView(pg.GraphicsView):
             return
         self.mapping = slice_mapping(document.geometry, self.plane)
         self.image_layer.set_mapping(self.mapping)
-        document.cursor_moved.connect(self._on_cursor_moved)
-        document.labels_changed.connect(self._on_labels_changed)
-        document.label_maps_changed.connect(self._on_label_maps_changed)
-        document.label_table_changed.connect(self._on_label_table_changed)
-        document.detections_changed.connect(self._on_detections_changed)
-        document.selection_changed.connect(self._on_selection_changed)
+        self._document_links = SignalLinks.follow(document, self)
         if measurements is not None:
             measurements.changed.connect(self._on_measurements_changed)
         self.slice_index = self._slice_from_cursor()
@@ -245,17 +242,9 @@ class SliceView(pg.GraphicsView):
 
     # ================================================================== document events
     def _disconnect_document(self) -> None:
-        doc = self.document
-        if doc is not None:
-            for signal, slot in (
-                (doc.cursor_moved, self._on_cursor_moved),
-                (doc.labels_changed, self._on_labels_changed),
-                (doc.label_maps_changed, self._on_label_maps_changed),
-                (doc.label_table_changed, self._on_label_table_changed),
-                (doc.detections_changed, self._on_detections_changed),
-                (doc.selection_changed, self._on_selection_changed),
-            ):
-                signal.disconnect(slot)
+        if self._document_links is not None:
+            self._document_links.disconnect()
+            self._document_links = None
         if self.measurements is not None:
             self.measurements.changed.disconnect(self._on_measurements_changed)
 

@@ -59,6 +59,7 @@ from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper  # noqa: E
 from medviewer.core.detection import Detection, DetectionStatus  # noqa: E402
 from medviewer.core.document import Document, Region  # noqa: E402
 from medviewer.core.labels import LabelMap, default_color  # noqa: E402
+from medviewer.core.signal_links import SignalLinks  # noqa: E402
 from medviewer.core.volume import percentile_window  # noqa: E402
 from medviewer.services.workspace import QUALITY_BEST, QUALITY_FAST, DisplayModel, VolumeDisplay  # noqa: E402
 from medviewer.ui import overlay_colors  # noqa: E402
@@ -162,6 +163,7 @@ class VolumeView(QWidget):
         self._shut_down = False
         self._message: QLabel | None = None
         self._document: Document | None = None
+        self._document_links: SignalLinks | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -492,12 +494,7 @@ class VolumeView(QWidget):
             self.notice.SetInput("")
             self.request_render()
             return
-        document.cursor_moved.connect(self._on_cursor_moved)
-        document.labels_changed.connect(self._on_labels_changed)
-        document.label_maps_changed.connect(self._on_label_maps_changed)
-        document.label_table_changed.connect(self._on_label_table_changed)
-        document.detections_changed.connect(self._on_detections_changed)
-        document.selection_changed.connect(self._on_selection_changed)
+        self._document_links = SignalLinks.follow(document, self)
         self._load_volume(document)
         self._update_cursor(document.cursor)
         self._update_boxes()
@@ -506,18 +503,9 @@ class VolumeView(QWidget):
         self.request_render()
 
     def _disconnect(self, document: Document) -> None:
-        for signal, slot in (
-            (document.cursor_moved, self._on_cursor_moved),
-            (document.labels_changed, self._on_labels_changed),
-            (document.label_maps_changed, self._on_label_maps_changed),
-            (document.label_table_changed, self._on_label_table_changed),
-            (document.detections_changed, self._on_detections_changed),
-            (document.selection_changed, self._on_selection_changed),
-        ):
-            try:
-                signal.disconnect(slot)
-            except (ValueError, RuntimeError, AttributeError):
-                pass
+        if self._document_links is not None:
+            self._document_links.disconnect()
+            self._document_links = None
 
     def _load_volume(self, document: Document) -> None:
         volume = document.volume
