@@ -9,6 +9,10 @@ writer in ``medviewer.ai.tasks``):
 * enhancement: ``<input>_<model>_<image name>.nii.gz`` on the input's grid.
 
 A failing input is reported and skipped; the exit code is 2 when any input failed.
+What the reader had to assume about an input is printed as
+``medviewer infer: warning: PATH: ...`` lines; an input whose voxel size or
+orientation was invented, or that holds NaN/Inf voxels, is refused unless ``--force``
+(see ``medviewer.services.load_warnings``).
 ``--list`` prints the available models (and packages that could not be loaded).
 """
 
@@ -34,6 +38,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also look for model packages in DIR (repeatable)")
     parser.add_argument("--batch-size", type=int, default=None, help="sliding windows per batch (default: the model's)")
     parser.add_argument("--list", action="store_true", help="list the available models and exit")
+    parser.add_argument("--force", action="store_true",
+                        help="run even on an image whose voxel size or orientation was invented by the reader, or "
+                             "that holds NaN/Inf voxels (those get the image's lowest value)")
 
 
 def output_stem(path: str) -> str:
@@ -96,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 stem = f"{stem}-{stems[stem]}"
             try:
                 written = _infer_one(service, package, path, args.series, out / f"{stem}_{package.name}", options,
-                                     bar.for_input(number, path))
+                                     bar.for_input(number, path), bar.write, args.force)
             except MedviewerError as error:
                 failures += 1
                 bar.write(f"medviewer: error: {error}" if _names_input(error, path) else f"medviewer: error: {path}: {error}")
@@ -118,13 +125,28 @@ def _names_input(error, path: str) -> bool:
     return Path(error.path).resolve().is_relative_to(Path(path).resolve())
 
 
-def _infer_one(service, package, path: str, series, prefix: Path, options, progress) -> list[str]:
-    """Load ``path``, run the model, write its outputs beside ``prefix``; returns lines to print."""
+def _infer_one(service, package, path: str, series, prefix: Path, options, progress, say, force: bool) -> list[str]:
+    """Load ``path``, run the model, write its outputs beside ``prefix``; returns lines to print.
+
+    The reader's warnings are said (``say``) at once, so they are seen even when the
+    input is then refused.
+    """
     from medviewer.ai.tasks import task_hooks
     from medviewer.core.jobs import scaled_progress
+    from medviewer.services import load_warnings
     from medviewer.services.open_study import open_path
 
     volume, _series, _found = open_path(path, series, scaled_progress(progress, 0.0, 0.2))
+    for warning in volume.metadata.warnings:
+        say(f"medviewer infer: warning: {path}: {warning}")
+    if not force:
+        load_warnings.check_model_input(volume, path)
+    elif load_warnings.non_finite_count(volume):
+        count = load_warnings.non_finite_count(volume)
+        volume, lowest = load_warnings.fill_non_finite(volume)
+        voxels = "voxel was" if count == 1 else "voxels were"
+        say(f"medviewer infer: warning: {path}: --force: the {count} NaN/Inf {voxels} given the value {lowest:g} "
+            "for the model; its output there is not based on image data")
     result = service.run(package, volume, scaled_progress(progress, 0.2, 1.0), options=options)
     lines = [f"medviewer: warning: {path}: {w}" for w in result.warnings]
     header = {"model": package.ref, "model_title": package.manifest.title, "input": str(path),
@@ -155,7 +177,7 @@ class _ProgressBar:
         return report
 
     def write(self, line: str) -> None:
-        stream = sys.stderr if line.startswith("medviewer:") else sys.stdout
+        stream = sys.stderr if line.startswith(("medviewer:", "medviewer infer:")) else sys.stdout
         if self._bar is not None:
             self._bar.write(line, file=stream)
         else:

@@ -50,10 +50,16 @@ def temp_suffix(name: str) -> str:
     return suffixes[-1] if suffixes else ".tmp"
 
 
-def temp_path_for(target: Path, tag: str = "part") -> Path:
-    """Create an empty hidden file beside ``target`` (``.NAME.RANDOM.part.EXT``) and return its path."""
+def temp_path_for(target: Path, tag: str = "part", folder: Path | None = None) -> Path:
+    """Create an empty temporary file for ``target`` and return its path.
+
+    It is hidden beside ``target`` (``.NAME.RANDOM.part.EXT``), or named
+    ``NAME.RANDOM.part.EXT`` inside ``folder`` when given (a staging folder on the
+    same file system, so that the final rename stays atomic).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{tag}{temp_suffix(target.name)}", dir=target.parent)
+    prefix = f"{target.name}." if folder is not None else f".{target.name}."
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=f".{tag}{temp_suffix(target.name)}", dir=folder or target.parent)
     os.close(fd)
     return Path(name)
 
@@ -92,13 +98,17 @@ def check_not_empty(path: Path) -> None:
         raise WriteFailedError("the writer produced an empty file", path)
 
 
-def stage(target: str | os.PathLike[str], writer: Callable[[Path], None], verify: Verifier | None = None) -> Path:
-    """Write a verified, fsynced temporary file beside ``target`` and return it (``target`` is untouched).
+def stage(
+    target: str | os.PathLike[str], writer: Callable[[Path], None], verify: Verifier | None = None,
+    folder: Path | None = None,
+) -> Path:
+    """Write a verified, fsynced temporary file for ``target`` and return it (``target`` is untouched).
 
+    The file lies beside ``target``, or in ``folder`` (same file system) when given.
     The caller moves it into place (``os.replace``) or deletes it.
     """
     target = Path(target)
-    tmp = temp_path_for(target)
+    tmp = temp_path_for(target, folder=folder)
     try:
         writer(tmp)
         if verify is not None:

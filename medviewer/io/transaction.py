@@ -1,11 +1,15 @@
 """All-or-nothing updates of several files in one folder tree, with a journal for crashes.
 
-Every new file is first *staged*: written to a hidden temporary file beside its
-target and verified (see :mod:`medviewer.io.atomic`); a full disk fails here, before
-anything is replaced. :meth:`Transaction.commit` then
+Every new file is first *staged*: written to a temporary file in the hidden staging
+folder ``ROOT/.medviewer-staging/`` and verified (see :mod:`medviewer.io.atomic`); a
+full disk fails here, before anything is replaced. The staging folder lies on the
+targets' file system (the final rename stays atomic) but outside the folders whose
+files are listed by suffix: nnU-Net takes every ``imagesTr/*.nii.gz`` for a case, so a
+staged ``CASE_0000.nii.gz.RANDOM.part.nii.gz`` beside its target would be counted as
+one while a save is in flight or after a crash. :meth:`Transaction.commit` then
 
-1. keeps each file about to be replaced or removed as a hidden hard link
-   (``.NAME.RANDOM.bak``; a copy where links are impossible),
+1. keeps each file about to be replaced or removed as a hard link in the staging
+   folder (``NAME.RANDOM.bak``; a copy where links are impossible),
 2. writes the journal (``.medviewer-journal.json``) naming targets, staged files,
    backups, appends and folders made,
 3. moves the staged files into place, removes what is to be removed and appends
@@ -14,8 +18,9 @@ anything is replaced. :meth:`Transaction.commit` then
 
 Any failure in step 3 rolls everything back from the journal; a crash in step 3
 leaves the journal, and :func:`recover` (called under the folder's lock on the next
-open or save) rolls it back. Without a journal, leftover ``.part``/``.bak`` files are
-the debris of an unfinished or committed transaction and :func:`remove_debris` deletes
+open or save) rolls it back. Without a journal, the staging folder and leftover
+``.part``/``.bak`` files (which older versions staged beside their targets) are the
+debris of an unfinished or committed transaction and :func:`remove_debris` deletes
 them. The caller must hold the folder's lock (:mod:`medviewer.io.dataset_lock`).
 """
 
@@ -32,6 +37,8 @@ from typing import Callable, Iterable
 from medviewer.io.atomic import Verifier, WriteFailedError, as_write_error, disk_is_full, fsync_dir, stage
 
 JOURNAL_NAME = ".medviewer-journal.json"
+#: Hidden folder under the root that holds staged files and backups while a transaction runs.
+STAGING_NAME = ".medviewer-staging"
 
 
 class Transaction:
@@ -63,7 +70,7 @@ class Transaction:
                 self._make_dirs(target.parent)
             except OSError as error:  # mkdir needs a block on most file systems
                 raise as_write_error(error, target.parent, False, self.unchanged) from error
-            staged = stage(target, writer, verify)
+            staged = stage(target, writer, verify, self._staging_for(target))
         except WriteFailedError as error:
             self.rollback()
             raise type(error)(_with_unchanged(error, self.unchanged), error.path) from error
@@ -72,6 +79,14 @@ class Transaction:
             raise
         self._replace.append((target, staged))
         return staged
+
+    def _staging_for(self, target: Path) -> Path | None:
+        """The staging folder, or None (stage beside ``target``) when it is on another file system."""
+        staging = self.root / STAGING_NAME
+        staging.mkdir(exist_ok=True)
+        if os.stat(staging).st_dev != os.stat(target.parent).st_dev:  # a mount inside the dataset: rename would fail
+            return None
+        return staging
 
     def write_bytes(self, target: str | os.PathLike[str], data: bytes) -> Path:
         def verify(tmp: Path) -> None:
@@ -117,13 +132,14 @@ class Transaction:
         self._replace.clear()
         _remove_dirs(self._made_dirs)
         self._made_dirs.clear()
+        _remove_staging(self.root)
 
     def commit(self) -> None:
         backups: list[tuple[Path, Path]] = []
         journal_path = self.root / JOURNAL_NAME
         try:
             for target in [t for t, _ in self._replace if t.exists()] + self._remove:
-                backups.append((target, _backup(target)))
+                backups.append((target, _backup(target, self._staging_for(target) or target.parent)))
             for folder in {b.parent for _, b in backups} | {s.parent for _, s in self._replace}:
                 fsync_dir(folder)  # backups and staged files exist on disk before the journal names them
             journal = {
@@ -165,6 +181,7 @@ class Transaction:
         fsync_dir(self.root)
         for _, backup in backups:
             backup.unlink(missing_ok=True)
+        _remove_staging(self.root)
         self._replace.clear()
         self._remove.clear()
         self._append.clear()
@@ -188,8 +205,9 @@ def _size(path: Path) -> int:
         return -1
 
 
-def _backup(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".bak", dir=target.parent)
+def _backup(target: Path, folder: Path) -> Path:
+    prefix = f".{target.name}." if folder == target.parent else f"{target.name}."
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".bak", dir=folder)
     os.close(fd)
     backup = Path(name)
     backup.unlink()
@@ -264,6 +282,7 @@ def _roll_back(root: Path, journal: dict) -> None:
                 handle.truncate(length)
                 os.fsync(handle.fileno())
     _remove_dirs(root / d for d in journal.get("made_dirs", []))
+    _remove_staging(root)
     fsync_dir(root)
     (root / JOURNAL_NAME).unlink(missing_ok=True)
     fsync_dir(root)
@@ -286,11 +305,22 @@ def recover(root: str | os.PathLike[str]) -> bool:
     return True
 
 
+def _remove_staging(root: Path) -> None:
+    """Remove the staging folder once empty (a transaction left nothing in flight there)."""
+    with contextlib.suppress(OSError):
+        (root / STAGING_NAME).rmdir()
+
+
 def remove_debris(folders: Iterable[Path]) -> None:
-    """Delete staged and backup files an interrupted transaction left (no journal; hold the lock)."""
+    """Delete staged and backup files an interrupted transaction left (no journal; hold the lock).
+
+    A staging folder directly in one of ``folders`` is removed with all it holds.
+    """
     for folder in folders:
         if not folder.is_dir():
             continue
+        if (folder / STAGING_NAME).is_dir():
+            shutil.rmtree(folder / STAGING_NAME, ignore_errors=True)
         for path in folder.iterdir():
             if path.name.startswith(".") and (".part" in path.name or path.name.endswith(".bak")):
                 if path.is_dir():

@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QStatusBar,
     QToolBar,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -82,6 +83,7 @@ from medviewer.ui.panels.layer_panel import LayerPanel
 from medviewer.ui.panels.measurements_panel import MeasurementsPanel
 from medviewer.ui.panels.study_browser import THUMBNAIL_SIZE, StudyBrowser, grey_pixmap, volume_thumbnail
 from medviewer.ui.slice_view import HoverInfo, SliceView
+from medviewer.ui.warnings_bar import LoadWarningsBar
 
 MENU_NAMES = ("File", "View", "Tools", "AI", "Help")
 _AREAS = {
@@ -175,7 +177,15 @@ class MainWindow(QMainWindow):
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(2)
         self._central.setStyleSheet("background: #202020;")
-        self.setCentralWidget(self._central)
+        #: the open study's load warnings, above the views (never a dialog)
+        self.load_warnings = LoadWarningsBar()
+        outer = QWidget()
+        stack = QVBoxLayout(outer)
+        stack.setContentsMargins(0, 0, 0, 0)
+        stack.setSpacing(0)
+        stack.addWidget(self.load_warnings)
+        stack.addWidget(self._central, 1)
+        self.setCentralWidget(outer)
         self.layout_name = ""
 
         self._menus: dict[str, QMenu] = {name: self.menuBar().addMenu(f"&{name}") for name in MENU_NAMES}
@@ -383,6 +393,7 @@ class MainWindow(QMainWindow):
         self.detections_panel.set_document(document)
         self.measurements_panel.set_measurements(document, self.measurements)
         self.study_browser.mark_loaded(document.series if document is not None else None)
+        self.load_warnings.show_for(document)
         self._sync_window_controls()
         self._update_title()
         self.session_changed.emit(session)
@@ -672,6 +683,7 @@ class MainWindow(QMainWindow):
             label.setMinimumWidth(width)
             bar.addPermanentWidget(label)
             self._status_fields[key] = label
+        bar.addPermanentWidget(self.load_warnings.status_button)
 
     def status_text(self) -> dict[str, str]:
         """Current status-bar fields (voxel, world, value, label, slice, zoom)."""
