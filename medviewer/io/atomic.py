@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -60,8 +61,33 @@ def temp_path_for(target: Path, tag: str = "part", folder: Path | None = None) -
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f"{target.name}." if folder is not None else f".{target.name}."
     fd, name = tempfile.mkstemp(prefix=prefix, suffix=f".{tag}{temp_suffix(target.name)}", dir=folder or target.parent)
+    try:
+        # mkstemp makes 0600 files; the replaced file keeps its mode, a new one gets what open() would give
+        # (a dataset on a shared drive must stay readable by the other annotators).
+        os.fchmod(fd, _mode_for(target))
+    except (OSError, AttributeError):  # fchmod is POSIX only
+        pass
     os.close(fd)
     return Path(name)
+
+
+def _mode_for(target: Path) -> int:
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    try:  # Linux says it without changing it (setting it, as below, races with other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it and put it back
+    os.umask(mask)
+    return mask
 
 
 def disk_is_full(folder: str | os.PathLike[str]) -> bool:
