@@ -14,8 +14,7 @@ APT_PACKAGES := xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxc
 	libgl1 libegl1 libgl1-mesa-dri libglu1-mesa libfontconfig1 libdbus-1-3 libxrender1 libxi6 \
 	orthanc orthanc-dicomweb
 # orthanc(-dicomweb): the real PACS the tests/services/test_pacs_* tests start on loopback ports.
-# Debian's package also installs a system service; the tests never use it (policy-rc.d in
-# containers keeps it from starting; elsewhere `systemctl disable --now orthanc` stops it).
+# Debian's package also installs a system service; the tests never use it, so system-deps stops it.
 
 .PHONY: demo test lint unit gui system-deps venv bench package package-test demo-models clean
 
@@ -33,7 +32,8 @@ system-deps:
 		echo "system packages present"; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES) && \
+		{ systemctl disable --now orthanc >/dev/null 2>&1 || service orthanc stop >/dev/null 2>&1 || true; }; \
 	else \
 		echo "WARNING: Xvfb, Qt's xcb libraries or Orthanc are missing and this is not root; install: $(APT_PACKAGES)"; \
 	fi

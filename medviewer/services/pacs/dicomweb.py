@@ -49,7 +49,11 @@ def client_for(node: PacsNode):
             session.auth = (node.username, secret)
         else:
             headers["Authorization"] = f"Bearer {secret}"
-    return DICOMwebClient(url=node.dicomweb_url.rstrip("/"), session=session, headers=headers or None, timeout=float(node.timeout_s))
+    client = DICOMwebClient(url=node.dicomweb_url.rstrip("/"), session=session, headers=headers or None, timeout=float(node.timeout_s))
+    # the library retries five times with exponential waits by default: an unreachable server
+    # would take ~30 s to report, past the configured timeout; the user retries instead
+    client.set_http_retry_params(retry=False)
+    return client
 
 
 @contextmanager
