@@ -17,7 +17,7 @@ from medviewer.services.pacs.errors import PacsAuthenticationError, PacsConfigEr
 from medviewer.services.pacs.nodes import PacsConfig, PacsNode, set_secret
 from medviewer.services.pacs.query import Query
 
-from orthanc_server import HTTP_PASSWORD, HTTP_USER, LOOPBACK, free_port  # conftest puts tests/services on sys.path
+from tests.services.orthanc_server import HTTP_PASSWORD, HTTP_USER, LOOPBACK, free_port
 
 
 @pytest.fixture

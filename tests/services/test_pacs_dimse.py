@@ -18,9 +18,9 @@ from medviewer.services.pacs.errors import AssociationRejectedError, PacsError, 
 from medviewer.services.pacs.nodes import PacsNode
 from medviewer.services.pacs.query import Query
 
-from orthanc_server import LOOPBACK, free_port  # conftest puts tests/services on sys.path
+from tests.services.orthanc_server import LOOPBACK, free_port
 
-from tests.services.conftest import OUR_AE
+from tests.pacs_orthanc import OUR_AE
 
 
 def _pixels_by_sop(paths) -> dict[str, bytes]:
@@ -214,7 +214,7 @@ def test_silent_server_times_out():
 
 
 def test_stopped_server(tmp_path):
-    from orthanc_server import OrthancServer, orthanc_binary
+    from tests.services.orthanc_server import OrthancServer, orthanc_binary
 
     if orthanc_binary() is None:
         pytest.skip("Orthanc is not installed: apt-get install orthanc orthanc-dicomweb")

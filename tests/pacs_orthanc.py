@@ -1,24 +1,21 @@
 """Fixtures for the PACS tests: a private Orthanc server seeded with synthetic studies.
 
-The server runs on free loopback ports with a temporary configuration and storage
-(``orthanc_server.py``), once per test session, and is stopped afterwards. Without the
+Loaded for every test folder by ``tests/conftest.py`` (``pytest_plugins``), so service and GUI
+tests share one server. It runs on free loopback ports with a temporary configuration and
+storage (``tests/services/orthanc_server.py``), once per test session, and is stopped afterwards. Without the
 ``Orthanc`` binary the tests that need it skip with a message saying how to install it.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from orthanc_server import LOOPBACK, ORTHANC_AET, OrthancServer, free_port, orthanc_binary  # noqa: E402
-
-from tests.io.synthetic_dicom import AXIAL, stack_positions, write_series  # noqa: E402
+from tests.io.synthetic_dicom import AXIAL, stack_positions, write_series
+from tests.services.orthanc_server import LOOPBACK, ORTHANC_AET, OrthancServer, free_port, orthanc_binary
 
 OUR_AE = "MEDVIEWERTEST"
 INSTALL_HINT = "Orthanc is not installed: apt-get install orthanc orthanc-dicomweb (make test installs it)"
