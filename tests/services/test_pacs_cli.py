@@ -38,6 +38,17 @@ def test_find_with_date_range(orthanc, capsys):
 
 
 def test_get_and_move(orthanc, tmp_path, capsys):
+    from medviewer.services.pacs.nodes import PacsConfig, pacs_config_path, save_pacs_config
+
+    # our listener for the C-MOVE binds to loopback only (the settings' listener address)
+    save_pacs_config(PacsConfig(ae_title=OUR_AE, listener_address=LOOPBACK))
+    try:
+        _get_and_move(orthanc, tmp_path)
+    finally:
+        pacs_config_path().unlink()
+
+
+def _get_and_move(orthanc, tmp_path):
     series_uid, originals = orthanc.studies["head"]["series"]["ct"]
     assert main(["pacs", "get", *_connection(orthanc), "--series", series_uid, "--out", str(tmp_path / "get")]) == 0
     assert len(list((tmp_path / "get").glob("*.dcm"))) == 5

@@ -224,3 +224,36 @@ def test_stopped_server(tmp_path):
     server.stop()
     with pytest.raises(PacsUnreachableError, match="short-lived"):
         dimse.find(node, OUR_AE, Query())
+
+
+def test_full_disk_during_retrieve_keeps_nothing(orthanc, dimse_node, tmp_path, monkeypatch):
+    """A write failure (here: ENOSPC on the third file) fails the retrieve with the path and the reason."""
+    import errno
+    import os
+
+    real_replace = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(dimse.os, "replace", replace)
+    with pytest.raises(PacsError, match=r"test-orthanc.*cannot write the received files: .*\.dcm: No space left on device"):
+        dimse.get(dimse_node, OUR_AE, tmp_path, series_uid=orthanc.studies["chest"]["series"]["ct"][0])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_listener_port_taken_by_another_program(orthanc, dimse_node, tmp_path):
+    blocker = socket.socket()
+    blocker.bind((LOOPBACK, 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    try:
+        with pytest.raises(PacsError, match=f"cannot start our DICOM listener \\({OUR_AE}\\) on port {port}"):
+            dimse.move(dimse_node, OUR_AE, tmp_path, port, series_uid=orthanc.studies["head"]["series"]["ct"][0],
+                       listener_address=LOOPBACK)
+    finally:
+        blocker.close()

@@ -363,6 +363,11 @@ class StorageListener:
     def running(self) -> bool:
         return self._server is not None
 
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._sinks)
+
     def start(self) -> None:
         if self._server is not None:
             return
@@ -398,17 +403,26 @@ class StorageListener:
                 self._sinks.remove(sink)
 
 
-_listeners: dict[tuple[str, int, str], StorageListener] = {}
+_listeners: dict[int, StorageListener] = {}
 _listeners_lock = threading.Lock()
 
 
 def listener_for(ae_title: str, port: int, address: str = "") -> StorageListener:
-    """The running listener for (AE title, port, address), started if needed; it stays up for later moves."""
-    key = (ae_title, int(port), address)
+    """The running listener on ``port``, started if needed; it stays up for later moves.
+
+    One listener per port: a request with another AE title or address replaces an idle
+    listener and is refused while the current one is receiving a retrieve.
+    """
     with _listeners_lock:
-        listener = _listeners.get(key)
+        listener = _listeners.get(int(port))
+        if listener is not None and (listener.ae_title != ae_title or listener.address != address):
+            if listener.busy:
+                raise PacsError(f"our DICOM listener on port {port} is receiving for AE title '{listener.ae_title}'; "
+                                f"wait for that retrieve to end or use another port")
+            listener.stop()
+            listener = None
         if listener is None:
-            listener = _listeners[key] = StorageListener(ae_title, port, address)
+            listener = _listeners[int(port)] = StorageListener(ae_title, port, address)
         listener.start()
         return listener
 
