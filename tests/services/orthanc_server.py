@@ -51,6 +51,8 @@ class OrthancServer:
     http_port: int = 0
     process: subprocess.Popen | None = None
     has_dicomweb: bool = False
+    #: more configuration options (e.g. DICOM TLS), merged over the defaults
+    extra_config: dict = field(default_factory=dict)
 
     @property
     def http_url(self) -> str:
@@ -94,6 +96,7 @@ class OrthancServer:
             "SaveJobs": False,
             "HttpDescribeErrors": True,
         }
+        config.update(self.extra_config)
         config_path = self.folder / "orthanc.json"
         config_path.write_text(json.dumps(config, indent=2))
         log = open(self.folder / "orthanc.log", "wb")

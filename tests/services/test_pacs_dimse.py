@@ -257,3 +257,40 @@ def test_listener_port_taken_by_another_program(orthanc, dimse_node, tmp_path):
                        listener_address=LOOPBACK)
     finally:
         blocker.close()
+
+
+def _self_signed_certificate(folder):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = folder / "server.crt", folder / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_dicom_over_tls(tmp_path):
+    from tests.services.orthanc_server import OrthancServer, orthanc_binary
+
+    if orthanc_binary() is None:
+        pytest.skip("Orthanc is not installed: apt-get install orthanc orthanc-dicomweb")
+    cert, key = _self_signed_certificate(tmp_path)
+    server = OrthancServer(tmp_path / "tls", extra_config={
+        "DicomTlsEnabled": True, "DicomTlsCertificate": str(cert), "DicomTlsPrivateKey": str(key),
+        "DicomTlsTrustedCertificates": str(cert), "DicomTlsRemoteCertificateRequired": False,
+    }).start()
+    try:
+        node = PacsNode(name="secure", ae_title="ORTHANCTEST", host=LOOPBACK, port=server.dicom_port, tls=True,
+                        tls_ca_file=str(cert), timeout_s=5)
+        dimse.echo(node, OUR_AE)
+        untrusted = PacsNode(name="untrusted", ae_title="ORTHANCTEST", host=LOOPBACK, port=server.dicom_port, tls=True, timeout_s=5)
+        with pytest.raises(PacsError, match="PACS 'untrusted'.*TLS connection failed: the server's certificate is not trusted"):
+            dimse.echo(untrusted, OUR_AE)
+        plain = PacsNode(name="plain", ae_title="ORTHANCTEST", host=LOOPBACK, port=server.dicom_port, timeout_s=3)
+        with pytest.raises(PacsTimeoutError, match="PACS 'plain'.*does the server expect TLS"):
+            dimse.echo(plain, OUR_AE)
+    finally:
+        server.stop()

@@ -103,6 +103,24 @@ def _tls_args(node: PacsNode):
     return (context, node.host)
 
 
+def _tls_problem(node: PacsNode) -> str:
+    """Why a TLS handshake with ``node`` fails ('' when TCP itself fails or the handshake works)."""
+    import socket
+
+    context, hostname = _tls_args(node)
+    try:
+        with socket.create_connection((node.host, int(node.port)), timeout=float(node.timeout_s)) as raw:
+            try:
+                with context.wrap_socket(raw, server_hostname=hostname):
+                    return ""
+            except ssl.SSLCertVerificationError as error:
+                return f"the server's certificate is not trusted ({error.verify_message}); set the node's CA file"
+            except (ssl.SSLError, OSError) as error:
+                return f"handshake failed ({error})"
+    except OSError:
+        return ""
+
+
 @contextmanager
 def associate(ae: AE, node: PacsNode, handlers: list | None = None, roles: list | None = None) -> Iterator[Association]:
     """An established association with ``node``, released afterwards (aborted on error)."""
@@ -126,13 +144,17 @@ def associate(ae: AE, node: PacsNode, handlers: list | None = None, roles: list 
                 hint = f" (register AE title '{ae.ae_title}' on the PACS)"
             raise AssociationRejectedError(f"{node.describe()} rejected the association: {reason}{hint}")
         if not opened.is_set():
+            if node.tls:
+                problem = _tls_problem(node)
+                if problem:
+                    raise PacsError(f"{node.describe()}: TLS connection failed: {problem}")
             raise PacsUnreachableError(
                 f"{node.describe()} is unreachable: no DICOM service answers at {node.host}:{node.port} "
                 f"within {node.timeout_s:g} s (server down, wrong host or port, or a firewall)"
             )
         raise PacsTimeoutError(
             f"{node.describe()}: the connection opened but the association was not accepted within "
-            f"{node.timeout_s:g} s (is this a DICOM port{', with TLS' if not node.tls else ', without TLS'}?)"
+            f"{node.timeout_s:g} s ({'does the server expect TLS?' if not node.tls else 'is this a DICOM TLS port?'})"
         )
     try:
         yield assoc
