@@ -294,3 +294,23 @@ def test_dicom_over_tls(tmp_path):
             dimse.echo(plain, OUR_AE)
     finally:
         server.stop()
+
+
+def test_study_retrieve_comes_series_by_series(orthanc, dimse_node, pacs_config, tmp_path):
+    chest = orthanc.studies["chest"]
+    arrived, messages = [], []
+    result = operations.retrieve(dimse_node, pacs_config, tmp_path, study_uid=chest["study_uid"],
+                                 progress=lambda f, m="": messages.append(m),
+                                 on_series=lambda uid, files: arrived.append((uid, len(files))))
+    assert arrived == [(chest["series"]["ct"][0], 12), (chest["series"]["mr"][0], 3)]  # series number order
+    assert len(result.files) == 15
+    assert any(m.startswith("series 1 of 2 (CT Chest CT)") for m in messages)
+    assert any(m.startswith("series 2 of 2 (MR Localizer MR)") for m in messages)
+
+
+def test_cancel_in_second_series_removes_the_first(orthanc, dimse_node, pacs_config, tmp_path):
+    cancel = CancelToken()
+    with pytest.raises(OperationCancelled):
+        operations.retrieve(dimse_node, pacs_config, tmp_path, study_uid=orthanc.studies["chest"]["study_uid"],
+                            cancel=cancel, on_series=lambda uid, files: cancel.cancel())
+    assert [p for p in tmp_path.iterdir()] == []

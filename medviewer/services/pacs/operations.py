@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
 from medviewer.core.labels import LabelMap
@@ -38,6 +38,9 @@ def query(node: PacsNode, config: PacsConfig, search: Query, progress: ProgressC
     return dimse.find(node, config.ae_title, search, progress, cancel)
 
 
+SeriesCallback = Callable[[str, list[Path]], None]
+
+
 def retrieve(
     node: PacsNode,
     config: PacsConfig,
@@ -46,38 +49,61 @@ def retrieve(
     series_uid: str = "",
     progress: ProgressCallback = NO_PROGRESS,
     cancel: CancelToken | None = None,
+    on_series: SeriesCallback | None = None,
 ) -> RetrieveResult:
-    """Bring a study or series into ``destination``: C-GET (default), C-MOVE (``node.use_move``) or WADO-RS."""
+    """Bring a study or series into ``destination``: C-GET (default), C-MOVE (``node.use_move``) or WADO-RS.
+
+    A study comes series by series (progress per series); ``on_series(series_uid, files)``
+    is called (on the worker thread) as each one completes, so a viewer can open the first
+    while the rest arrive. A failure or cancel removes every file this retrieve wrote.
+    """
     cancel = cancel or CancelToken()
-    if node.is_dicomweb:
-        result = _wado_retrieve(node, destination, study_uid, series_uid, progress, cancel)
-    elif node.use_move:
-        result = dimse.move(node, config.ae_title, destination, config.listener_port, study_uid, series_uid,
-                            progress, cancel, config.listener_address)
+    if series_uid:
+        result = _retrieve_series(node, config, destination, study_uid, series_uid, progress, cancel)
+        if on_series is not None:
+            on_series(series_uid, list(result.files))
     else:
-        result = dimse.get(node, config.ae_title, destination, study_uid, series_uid, progress, cancel)
+        result = _retrieve_study(node, config, destination, study_uid, progress, cancel, on_series)
     # >>> STUDYDB IMPORT HOOK: the coordinator wires the local study database here after merging, e.g.
     # >>> study_db.import_files(result.files, copy=True, progress=progress, cancel=cancel)
     return result
 
 
-def _wado_retrieve(node: PacsNode, destination, study_uid: str, series_uid: str, progress, cancel) -> RetrieveResult:
-    if series_uid:
+def _retrieve_series(node, config, destination, study_uid, series_uid, progress, cancel) -> RetrieveResult:
+    if node.is_dicomweb:
         if not study_uid:
             found = dicomweb.search(node, Query(level="series", series_uid=series_uid))
             if not found:
                 raise PacsError(f"{node.describe()}: no series with UID {series_uid}")
             study_uid = str(found[0]["StudyInstanceUID"])
         return dicomweb.retrieve_series(node, destination, study_uid, series_uid, progress, cancel)
-    series = dicomweb.search(node, Query(level="series", study_uid=study_uid))
+    if node.use_move:
+        return dimse.move(node, config.ae_title, destination, config.listener_port, study_uid, series_uid,
+                          progress, cancel, config.listener_address)
+    return dimse.get(node, config.ae_title, destination, study_uid, series_uid, progress, cancel)
+
+
+def _retrieve_study(node, config, destination, study_uid, progress, cancel, on_series) -> RetrieveResult:
+    if not study_uid:
+        raise PacsError(f"{node.describe()}: a retrieve needs a study or series instance UID")
+    series = query(node, config, Query(level="series", study_uid=study_uid))
     if not series:
         raise PacsError(f"{node.describe()}: no series in study {study_uid}")
+    series.sort(key=lambda row: (row.get("SeriesNumber") is None, row.get("SeriesNumber") or 0))
     combined = RetrieveResult(Path(destination))
     try:
         for index, row in enumerate(series):
-            part = dicomweb.retrieve_series(node, destination, study_uid, str(row["SeriesInstanceUID"]),
-                                            scaled_progress(progress, index / len(series), (index + 1) / len(series)), cancel)
+            uid = str(row["SeriesInstanceUID"])
+            label = f"series {index + 1} of {len(series)} ({row.get('Modality') or '?'} {row.get('SeriesDescription') or uid})"
+            span = scaled_progress(progress, index / len(series), (index + 1) / len(series))
+            part = _retrieve_series(node, config, destination, study_uid, uid,
+                                    lambda fraction, message="", span=span, label=label: span(fraction, f"{label}: {message}"),
+                                    cancel)
             combined.files.extend(part.files)
+            combined.failed += part.failed
+            combined.warnings += part.warnings
+            if on_series is not None:
+                on_series(uid, list(part.files))
     except BaseException:
         for path in combined.files:  # a failed or cancelled study leaves nothing behind
             path.unlink(missing_ok=True)
