@@ -8,6 +8,7 @@ takes progress and a cancel token, and failures raise :mod:`.errors` naming the 
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -66,7 +67,7 @@ def _http_errors(node: PacsNode, what: str) -> Iterator[None]:
     except requests.exceptions.Timeout:
         raise PacsTimeoutError(f"{node.describe()}: {what} got no answer within {node.timeout_s:g} s") from None
     except requests.exceptions.ConnectionError as error:
-        raise PacsUnreachableError(f"{node.describe()} is unreachable ({what}): {_short(error)}") from None
+        raise PacsUnreachableError(f"{node.describe()} is unreachable ({what}): {_connection_reason(error)}") from None
     except requests.exceptions.HTTPError as error:
         code = error.response.status_code if error.response is not None else 0
         if code in (401, 403):
@@ -74,6 +75,12 @@ def _http_errors(node: PacsNode, what: str) -> Iterator[None]:
         raise PacsError(f"{node.describe()}: {what} failed: HTTP {code} {_short(error)}") from None
     except requests.exceptions.RequestException as error:
         raise PacsError(f"{node.describe()}: {what} failed: {_short(error)}") from None
+
+
+def _connection_reason(error: BaseException) -> str:
+    """The OS-level cause inside requests' long "Max retries exceeded with url..." text."""
+    found = re.search(r"\[Errno -?\d+\] [^'\")\]]+", str(error))
+    return found.group(0).strip() if found else "the connection failed"
 
 
 def _short(error: BaseException) -> str:
