@@ -11,7 +11,10 @@ TORCH_SPEC ?= torch==2.13.0
 # What Qt's xcb platform plugin, Xvfb and VTK's software OpenGL (Mesa) need.
 APT_PACKAGES := xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 \
-	libgl1 libegl1 libgl1-mesa-dri libglu1-mesa libfontconfig1 libdbus-1-3 libxrender1 libxi6
+	libgl1 libegl1 libgl1-mesa-dri libglu1-mesa libfontconfig1 libdbus-1-3 libxrender1 libxi6 \
+	orthanc orthanc-dicomweb
+# orthanc(-dicomweb): the real PACS the tests/services/test_pacs_* tests start on loopback ports.
+# Debian's package also installs a system service; the tests never use it, so system-deps stops it.
 
 .PHONY: demo test lint unit gui system-deps venv bench package package-test demo-models clean
 
@@ -25,13 +28,14 @@ $(STAMP): pyproject.toml
 
 # Installs the X server and libraries GUI tests need; only possible (and only tried) as root.
 system-deps:
-	@if command -v Xvfb >/dev/null 2>&1 && ldconfig -p | grep -q libxcb-cursor.so.0; then \
+	@if command -v Xvfb >/dev/null 2>&1 && ldconfig -p | grep -q libxcb-cursor.so.0 && command -v Orthanc >/dev/null 2>&1; then \
 		echo "system packages present"; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES) && \
+		{ systemctl disable --now orthanc >/dev/null 2>&1 || service orthanc stop >/dev/null 2>&1 || true; }; \
 	else \
-		echo "WARNING: Xvfb or Qt's xcb libraries are missing and this is not root; install: $(APT_PACKAGES)"; \
+		echo "WARNING: Xvfb, Qt's xcb libraries or Orthanc are missing and this is not root; install: $(APT_PACKAGES)"; \
 	fi
 
 demo: system-deps $(STAMP)

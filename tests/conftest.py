@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# the Orthanc PACS fixtures (orthanc, dimse_node, pacs_config, memory_keyring) for service and GUI tests
+pytest_plugins = ["tests.pacs_orthanc"]
+
 # Isolate settings, recovery files, user models and the demo cache from the real user's.
 _HOME = tempfile.mkdtemp(prefix="medviewer-test-home-")
 os.environ["MEDVIEWER_HOME"] = _HOME

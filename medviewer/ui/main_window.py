@@ -752,6 +752,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open &folder...", self._choose_folder, "Ctrl+Shift+O")
         self._action(file_menu, "Open &label map...", self._choose_label_map, "Ctrl+L")
         self._recent_menu = file_menu.addMenu("&Recent files")
+        self._action(file_menu, "Query &PACS...", self._open_pacs_dialog)
         self._rebuild_recent_menu()
         file_menu.addSeparator()
         screenshot = self._action(file_menu, "Save &screenshot...", self._choose_screenshot, "Ctrl+Shift+S")
@@ -888,6 +889,11 @@ class MainWindow(QMainWindow):
             view.reset_view()
 
     # ------------------------------------------------------------------ file dialogs
+    def _open_pacs_dialog(self) -> None:
+        from medviewer.ui.pacs_dialog import open_pacs_dialog  # pynetdicom loads only when asked for
+
+        open_pacs_dialog(self)
+
     def _start_directory(self) -> str:
         return self.settings.last_directory or str(Path.home())
 
