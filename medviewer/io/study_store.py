@@ -215,6 +215,10 @@ SORT_KEYS = {
 _DATE = re.compile(r"^\d{8}$")
 
 
+def _fold(text: str | None) -> str:
+    return (text or "").casefold()
+
+
 def _like_pattern(text: str) -> str:
     """A LIKE pattern (escape ``\\``) for a substring or a DICOM wildcard pattern."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -263,6 +267,8 @@ class StudyStore:
         except (OSError, sqlite3.Error) as error:
             raise StudyDatabaseError(f"cannot open the study database ({error})", self.path) from error
         try:
+            # Unicode case folding for searches (SQLite's LIKE folds ASCII letters only: JÖRG vs jörg).
+            self.connection.create_function("fold", 1, _fold, deterministic=True)
             self.connection.execute("PRAGMA foreign_keys = ON")
             self.connection.execute("PRAGMA busy_timeout = 30000")
             mode = self.connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -440,8 +446,8 @@ class StudyStore:
         where, parameters = [], []
         for column, text in (("p.patient_name", query.patient_name), ("p.patient_id", query.patient_id)):
             if text.strip():
-                where.append(f"{column} LIKE ? ESCAPE '\\'")
-                parameters.append(_like_pattern(text.strip()))
+                where.append(f"fold({column}) LIKE ? ESCAPE '\\'")
+                parameters.append(_like_pattern(_fold(text.strip())))
         for bound, text, operator in (("from", query.date_from, ">="), ("to", query.date_to, "<=")):
             text = text.strip().replace("-", "")
             if text:
@@ -453,9 +459,9 @@ class StudyStore:
             where.append("EXISTS (SELECT 1 FROM series m WHERE m.study_ref = s.id AND m.modality = ?)")
             parameters.append(query.modality.strip().upper())
         if query.description.strip():
-            pattern = _like_pattern(query.description.strip())
-            where.append("(s.description LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM series d WHERE d.study_ref = s.id"
-                         " AND d.description LIKE ? ESCAPE '\\'))")
+            pattern = _like_pattern(_fold(query.description.strip()))
+            where.append("(fold(s.description) LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM series d WHERE d.study_ref = s.id"
+                         " AND fold(d.description) LIKE ? ESCAPE '\\'))")
             parameters.extend([pattern, pattern])
         if query.sort not in SORT_KEYS:
             raise StudyDatabaseError(f"cannot sort by '{query.sort}'; choose one of {', '.join(SORT_KEYS)}")
