@@ -60,7 +60,8 @@ def test_import_list_json_and_remove(ct_folder, tmp_path, capsys):
     assert set(series) == SERIES_KEYS
     assert (series["SeriesInstanceUID"], series["Modality"], series["SeriesDescription"], series["SeriesNumber"],
             series["NumberOfSeriesRelatedInstances"], series["body_region"]) == (SERIES, "CT", "Head", 4, 6, None)
-    assert series["thumbnail"].endswith(".png")  # made after the import
+    assert series["thumbnail"].endswith(".png") and Path(series["thumbnail"]).is_file()  # made after the import
+    assert Path(series["thumbnail"]).parent == tmp_path / "db" / "thumbnails"
 
     code, out, _ = _run(capsys, "db", "list", "--database", database)
     assert code == 0

@@ -79,7 +79,14 @@ def _list(args: argparse.Namespace) -> int:
                                 date_to=last, modality=args.modality, description=args.description)
     studies = study_db.list_studies(query, database=args.database)
     if args.json:
-        print(json.dumps([study.to_dict() for study in studies], indent=2))
+        records = []
+        for study in studies:
+            record = study.to_dict()
+            for series, shown in zip(study.series, record["series"]):
+                picture = study_db.thumbnail_path(series, args.database)
+                shown["thumbnail"] = str(picture) if picture is not None else None  # the PNG file, absolute
+            records.append(record)
+        print(json.dumps(records, indent=2))
     elif not studies:
         print(f"no studies in {study_db.database_folder(args.database)}")
     else:

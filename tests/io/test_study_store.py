@@ -171,3 +171,15 @@ def test_removing_a_series_keeps_the_study_and_removing_the_last_removes_study_a
     assert store.counts() == {"patients": 2, "studies": 3, "series": 3, "instances": 5}
     with pytest.raises(StudyDatabaseError, match="no study or series with UID 1.2 in the study database"):
         store.remove("1.2")
+
+
+def test_a_reader_is_not_blocked_by_a_writer_in_wal_mode(store, tmp_path):
+    """The browser searches while an import (another connection, another thread) holds a write transaction."""
+    reader = StudyStore(tmp_path / "db")
+    try:
+        with store.transaction():
+            store.add_instances([_instance(0, "2.1", "2.1.1", modality="US")], [False])
+            assert len(reader.search()) == 4  # the uncommitted study is not seen, and nothing waits
+        assert len(reader.search()) == 5
+    finally:
+        reader.close()

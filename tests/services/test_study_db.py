@@ -219,6 +219,13 @@ def test_a_failed_copy_rolls_the_batch_back(folder, database, monkeypatch):
     assert not any(p.name.endswith(".part") for p in _files_in(database / "storage"))
 
 
+def test_a_list_of_files_and_folders_can_be_imported(folder, database):
+    files = sorted((folder / "a" / "mr").glob("*.dcm"))[:2]
+    report = study_db.import_files([*files, folder / "b"], copy=True, database=database)
+    assert (report.files, report.imported, sorted(report.study_uids)) == (3, 3, [STUDY_A, STUDY_B])
+    assert len(_files_in(database / "storage")) == 3
+
+
 def test_missing_input_and_folders_without_dicom_are_errors(tmp_path, database):
     with pytest.raises(PathNotFoundError, match="no such file or folder"):
         study_db.import_files(tmp_path / "nothing", database=database)
