@@ -469,8 +469,12 @@ class StudyStore:
         order = f"{SORT_KEYS[query.sort]} {direction}, p.patient_name COLLATE NOCASE, s.study_uid"
         studies = self._select(where, parameters, order, query.limit)
         if with_series:
-            for study in studies:
-                study.series = self.series_of(study.study_uid)
+            by_uid = {study.study_uid: study for study in studies}
+            uids = list(by_uid)
+            for start in range(0, len(uids), 500):  # one query per 500 studies, not one per study
+                chunk = uids[start:start + 500]
+                for record in self._series_where(f"s.study_uid IN ({','.join('?' * len(chunk))})", chunk):
+                    by_uid[record.study_uid].series.append(record)
         return studies
 
     def study(self, study_uid: str) -> StudyRecord | None:
@@ -507,18 +511,17 @@ class StudyStore:
 
     def series_of(self, study_uid: str) -> list[SeriesRecord]:
         """The series of a study, by series number."""
-        rows = self.connection.execute(
-            "SELECT se.series_uid, s.study_uid, se.modality, se.description, se.number, se.body_part, se.instance_count,"
-            " se.stored_count, se.body_region, se.thumbnail FROM series se JOIN studies s ON s.id = se.study_ref"
-            " WHERE s.study_uid = ? ORDER BY se.number IS NULL, se.number, se.series_uid", (study_uid,))
-        return [SeriesRecord(*row) for row in rows]
+        return self._series_where("s.study_uid = ?", [study_uid])
 
     def series_missing_thumbnails(self) -> list[SeriesRecord]:
         """Series whose thumbnail was not made yet."""
+        return self._series_where("se.thumbnail IS NULL", [])
+
+    def _series_where(self, condition: str, parameters: list) -> list[SeriesRecord]:
         rows = self.connection.execute(
             "SELECT se.series_uid, s.study_uid, se.modality, se.description, se.number, se.body_part, se.instance_count,"
             " se.stored_count, se.body_region, se.thumbnail FROM series se JOIN studies s ON s.id = se.study_ref"
-            " WHERE se.thumbnail IS NULL ORDER BY se.id")
+            f" WHERE {condition} ORDER BY s.id, se.number IS NULL, se.number, se.series_uid", parameters)
         return [SeriesRecord(*row) for row in rows]
 
     def instance_files(self, uid: str) -> list[InstanceFile]:

@@ -177,3 +177,23 @@ def test_cancelling_an_import_keeps_a_consistent_database(viewer, folders, tmp_p
     assert count % 4 == 0 and count < 16  # whole batches only
     assert files == sorted((database / "storage").rglob("*.dcm"))
     assert sum(s.instance_count for s in panel.studies) == count
+
+
+def test_file_import_into_database_asks_for_a_folder_and_copy_or_in_place(viewer, folders, tmp_path, qtbot, monkeypatch, errors):
+    database = tmp_path / "menu-database"
+    ui = install_database(viewer, database=database)
+    asked = []
+    monkeypatch.setattr(database_panel.QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folders[1]))
+    monkeypatch.setattr(database_panel, "ask_copy", lambda parent, folder: asked.append(folder) or False)
+    ui.import_action.trigger()
+    assert asked == [str(folders[1])]
+    qtbot.waitUntil(lambda: ui.panel.import_job is not None and ui.panel.import_job.is_done, timeout=15000)
+    assert errors == []
+    [study] = ui.panel.studies
+    assert (study.study_uid, study.storage) == (STUDY_B, "in place")
+    assert not (database / "storage").exists() or list((database / "storage").rglob("*.dcm")) == []
+    # cancelling the question imports nothing
+    monkeypatch.setattr(database_panel, "ask_copy", lambda parent, folder: None)
+    previous = ui.panel.import_job
+    ui.import_action.trigger()
+    assert ui.panel.import_job is previous

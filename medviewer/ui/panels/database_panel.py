@@ -41,6 +41,8 @@ from medviewer.ui.jobs import JobHandle, JobProgressDialog, JobQueue
 COLUMNS = ("Patient", "ID", "Date", "Modalities", "Description", "Series", "Images", "Storage")
 MODALITIES = ("", "CT", "MR", "CR", "DX", "MG", "US", "PT", "NM", "XA", "RF", "SEG", "RTSTRUCT", "SR")
 THUMBNAIL_SIZE = 48
+#: at most this many studies are listed (a search narrows them down)
+LISTED_STUDIES = 1000
 #: item data roles: what a row is (its UID and level) and the value it sorts by
 UID_ROLE = Qt.ItemDataRole.UserRole
 LEVEL_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -169,7 +171,8 @@ class DatabasePanel(QWidget):
         """The search fields as a query."""
         return study_db.StudyQuery(
             patient_name=self.patient_name.text(), patient_id=self.patient_id.text(), date_from=self.date_from.text(),
-            date_to=self.date_to.text(), modality=self.modality.currentText(), description=self.description.text())
+            date_to=self.date_to.text(), modality=self.modality.currentText(), description=self.description.text(),
+            limit=LISTED_STUDIES)
 
     def refresh(self) -> None:
         """Search the database with the fields' values and list the studies found."""
@@ -211,7 +214,9 @@ class DatabasePanel(QWidget):
         self.tree.setSortingEnabled(True)
         for column in range(len(COLUMNS)):
             self.tree.resizeColumnToContents(column)
-        self.status.setText(f"{len(self.studies)} stud{'ies' if len(self.studies) != 1 else 'y'}")
+        count = len(self.studies)
+        more = " (the first ones: refine the search to see others)" if count >= LISTED_STUDIES else ""
+        self.status.setText(f"{count} stud{'ies' if count != 1 else 'y'}{more}")
         self.status.setToolTip(f"Database: {self.database}")
         self.refreshed.emit()
 
