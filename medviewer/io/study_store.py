@@ -271,7 +271,7 @@ class StudyStore:
             self.connection.create_function("fold", 1, _fold, deterministic=True)
             self.connection.execute("PRAGMA foreign_keys = ON")
             self.connection.execute("PRAGMA busy_timeout = 30000")
-            mode = self.connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._use_write_ahead_log()
             if str(mode).lower() != "wal":
                 raise StudyDatabaseError(f"the study database cannot use write-ahead logging (journal mode {mode})", self.path)
             self.connection.execute("PRAGMA synchronous = NORMAL")  # durable at each WAL checkpoint; safe with WAL
@@ -282,6 +282,21 @@ class StudyStore:
         except BaseException:
             self.connection.close()
             raise
+
+    def _use_write_ahead_log(self) -> str:
+        """Switch to WAL (stored in the file, so done once); the switch does not wait on a busy
+        database the way other statements do, so a connection opening at the same moment is retried."""
+        for attempt in range(100):
+            try:
+                mode = self.connection.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() == "wal":
+                    return mode
+                return self.connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+        return ""
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
@@ -306,6 +321,7 @@ class StudyStore:
         if version == SCHEMA_VERSION:
             return
         with self.transaction():
+            version = self.version  # again, under the lock: another connection may have migrated meanwhile
             for step in range(version, SCHEMA_VERSION):
                 for statement in _statements(MIGRATIONS[step]):
                     self.connection.execute(statement)

@@ -183,3 +183,27 @@ def test_a_reader_is_not_blocked_by_a_writer_in_wal_mode(store, tmp_path):
         assert len(reader.search()) == 5
     finally:
         reader.close()
+
+
+def test_connections_opening_a_new_database_at_the_same_time_migrate_it_once(tmp_path):
+    import threading
+
+    for attempt in range(5):
+        folder = tmp_path / f"db{attempt}"
+        problems, versions = [], []
+        start = threading.Barrier(4)
+
+        def open_it():
+            start.wait()
+            try:
+                with StudyStore(folder) as store:
+                    versions.append(store.version)
+            except Exception as error:  # noqa: BLE001 - collected for the assertion
+                problems.append(error)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert problems == [] and versions == [SCHEMA_VERSION] * 4
