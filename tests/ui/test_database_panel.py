@@ -121,7 +121,8 @@ def test_double_click_opens_the_study_with_all_its_series(viewer, database, qtbo
     viewer.grab().save(str(artifacts_dir / "database_study_opened.png"))
 
 
-def test_import_makes_thumbnails_and_remove_deletes_only_own_files(viewer, folders, tmp_path, qtbot, errors, monkeypatch):
+def test_import_makes_thumbnails_and_remove_deletes_only_own_files(viewer, folders, tmp_path, qtbot, errors, monkeypatch,
+                                                                   artifacts_dir):
     database = tmp_path / "gui-database"
     ui = install_database(viewer, database=database)
     panel = ui.panel
@@ -142,6 +143,12 @@ def test_import_makes_thumbnails_and_remove_deletes_only_own_files(viewer, folde
         return item is not None and all(not item.child(i).icon(0).isNull() for i in range(item.childCount()))
 
     qtbot.waitUntil(thumbnails_shown, timeout=15000)
+    ui.dock.raise_()
+    panel.study_item(STUDY_A).setExpanded(True)
+    panel.study_item(STUDY_B).setExpanded(True)
+    viewer.resizeDocks([ui.dock], [520], Qt.Orientation.Horizontal)
+    qtbot.wait(100)
+    panel.grab().save(str(artifacts_dir / "database_panel_thumbnails.png"))
     stored = sorted((database / "storage").rglob("*.dcm"))
     assert len(stored) == 16
 
