@@ -91,6 +91,25 @@ def test_import_json_report(ct_folder, tmp_path, capsys):
     assert report["studies"] == [STUDY] and report["series"] == [SERIES]
 
 
+def test_list_sorts_by_the_key_asked(ct_folder, tmp_path, capsys):
+    from medviewer.commands.db import SORT_CHOICES
+    from medviewer.io.study_store import SORT_KEYS
+
+    assert set(SORT_CHOICES) == set(SORT_KEYS)
+    database = str(tmp_path / "db")
+    other = tmp_path / "other"
+    sd.write_series(other, np.full((2, 8, 8), 5, np.int16), sd.stack_positions((0, 0, 0), sd.AXIAL, [0.0, 1.0]),
+                    extra={"PatientName": "ADAMS^AL", "StudyDate": "20200101"})
+    for source in (ct_folder, other):
+        assert _run(capsys, "db", "import", str(source), "--in-place", "--no-thumbnails", "--database", database)[0] == 0
+    names = lambda out: [s["PatientName"] for s in json.loads(out)]  # noqa: E731
+    assert names(_run(capsys, "db", "list", "--json", "--database", database)[1]) == ["DOE^JANE", "ADAMS^AL"]  # newest first
+    assert names(_run(capsys, "db", "list", "--json", "--sort", "patient_name", "--ascending", "--database", database)[1]) == [
+        "ADAMS^AL", "DOE^JANE"]
+    assert names(_run(capsys, "db", "list", "--json", "--sort", "instance_count", "--database", database)[1]) == [
+        "DOE^JANE", "ADAMS^AL"]
+
+
 def test_errors_print_one_line_and_exit_2(ct_folder, tmp_path, capsys):
     database = str(tmp_path / "db")
     code, _, err = _run(capsys, "db", "remove", "1.2.3.4", "--database", database)

@@ -13,6 +13,10 @@ import sys
 
 from medviewer.cli import command
 
+#: the sort keys of medviewer.io.study_store.SORT_KEYS (listed here so `medviewer --help` imports nothing heavy)
+SORT_CHOICES = ("study_date", "patient_name", "patient_id", "description", "modality", "accession",
+                "series_count", "instance_count", "added")
+
 
 def _database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", metavar="DIR", help="database folder (default: the user's, in the medviewer data folder)")
@@ -27,6 +31,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--study-date", default="", metavar="YYYYMMDD[-YYYYMMDD]", help="a date or a date range")
     listing.add_argument("--modality", default="", metavar="M", help="studies with a series of this modality (CT, MR...)")
     listing.add_argument("--description", default="", metavar="TEXT", help="in the study or a series description")
+    listing.add_argument("--sort", default="study_date", choices=sorted(SORT_CHOICES), help="sort key (default: study_date)")
+    listing.add_argument("--ascending", action="store_true", help="sort in ascending order (default: descending)")
     _database_option(listing)
 
     importing = actions.add_parser("import", help="import the DICOM files of a folder", description="import the DICOM files of a folder")
@@ -76,7 +82,8 @@ def _list(args: argparse.Namespace) -> int:
 
     first, last = _date_range(args.study_date)
     query = study_db.StudyQuery(patient_name=args.patient_name, patient_id=args.patient_id, date_from=first,
-                                date_to=last, modality=args.modality, description=args.description)
+                                date_to=last, modality=args.modality, description=args.description, sort=args.sort,
+                                descending=not args.ascending)
     studies = study_db.list_studies(query, database=args.database)
     if args.json:
         records = []

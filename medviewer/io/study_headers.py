@@ -19,6 +19,7 @@ import pydicom.tag
 from pydicom.errors import InvalidDicomError
 
 from medviewer.io.dicom_headers import SkippedFile
+from medviewer.io.formats import IGNORED_EXTENSIONS, extension_of, sitk_format_of
 
 #: Media storage directory (DICOMDIR): an index of a CD, not an instance to store.
 MEDIA_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"
@@ -92,6 +93,12 @@ def _integer(ds: pydicom.Dataset, keyword: str) -> int | None:
 def read_index_header(path: str | os.PathLike[str]) -> IndexedInstance | SkippedFile:
     """The indexed attributes of the DICOM file at ``path``, or why it cannot be indexed."""
     path = os.fspath(path)
+    image_format = sitk_format_of(path)
+    if image_format is not None:
+        # NIfTI, NRRD, PNG...: not opened (the database holds DICOM only; File > Open reads them)
+        return SkippedFile(path, f"not a DICOM file (a {image_format} image; the database holds DICOM only)", "not-dicom")
+    if extension_of(path) in IGNORED_EXTENSIONS:
+        return SkippedFile(path, "not a DICOM file", "not-dicom")
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as handle, warnings.catch_warnings():

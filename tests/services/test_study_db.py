@@ -255,6 +255,7 @@ def test_a_real_ct_with_segmentations_imports_and_opens(database):
         pytest.skip(f"real data missing: {source} and {lidc} (see /work/shared/data/README.md)")
     report = study_db.import_files([source, lidc], copy=False, database=database)
     assert (report.imported, report.duplicates, len(report.skipped)) == (16, 0, 8)  # 6 NRRD, an XML, a CSV
+    assert sum("not a DICOM file (a NRRD image" in s.reason for s in report.skipped) == 6
     studies = {s.patient_id: s for s in study_db.list_studies(database=database)}
     assert set(studies) == {"99000", "LIDC-IDRI-0003"}
     assert (studies["99000"].modalities, studies["99000"].series_count, studies["99000"].instance_count) == (("CT", "SEG"), 3, 5)
