@@ -27,9 +27,9 @@ from medviewer.core import paths
 from medviewer.core.errors import NoImageSeriesError, OperationCancelled, PathNotFoundError
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback
 from medviewer.io import SeriesList
+from medviewer.io.atomic import as_write_error, atomic_path
 from medviewer.io.dicom_headers import SkippedFile, read_frame_records
 from medviewer.io.dicom_series import build_series
-from medviewer.io.atomic import as_write_error, atomic_path
 from medviewer.io.study_headers import IndexedInstance, read_index_header
 from medviewer.io.study_store import (
     THUMBNAIL_FOLDER,
@@ -54,6 +54,7 @@ __all__ = [
     "open_store",
     "remove",
     "study_series",
+    "thumbnail_path",
 ]
 
 #: Files read and committed per transaction (a cancel loses at most this much work).
