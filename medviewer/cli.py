@@ -1,7 +1,7 @@
 """The ``medviewer`` command.
 
 ``medviewer [PATH]`` opens the viewer; subcommands work without a display:
-``info``, ``convert``, ``screenshot``, ``infer``, ``train``. Errors a user can cause
+``info``, ``convert``, ``screenshot``, ``infer``, ``train``, ``db``. Errors a user can cause
 print one line and exit with code 2 (never a traceback).
 """
 

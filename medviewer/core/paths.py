@@ -49,6 +49,11 @@ def datasets_dir() -> Path:
     return _base("datasets")
 
 
+def database_dir() -> Path:
+    """The local study database: its SQLite index, copied DICOM files and series thumbnails."""
+    return _base("database")
+
+
 def resources_dir() -> Path:
     """Read-only files shipped with medviewer: built-in models, demo data, icons.
 

@@ -67,6 +67,9 @@ def run_app(path: str | None = None, demo: bool = False, layout: str | None = No
     from medviewer.ui.welcome import install_welcome  # open study / demo / recent, while no study is open
 
     install_welcome(window)
+    from medviewer.ui.panels.database_panel import install_database  # the local study database
+
+    install_database(window)
     if layout:
         window.set_layout(layout)
     window.show()

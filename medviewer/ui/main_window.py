@@ -23,7 +23,8 @@ It is the hub other parts plug into:
 * ``jobs`` is a ``medviewer.ui.jobs.JobQueue`` for loading; other long work can
   use its own queue.
 * ``open_path(path)`` scans and loads in the background with a progress dialog and
-  Cancel; opening another path while one loads cancels the first.
+  Cancel; opening another path while one loads cancels the first. ``open_scanned(job, name)``
+  does the same for series found by a job (a database study).
 * ``document_guards``: functions ``() -> bool`` asked before another study replaces
   the open one (``open_path``, ``load_series``); one returning False (the user chose
   Cancel at "Unsaved changes") stops the opening. ``confirm_replace_document()`` asks them.
@@ -443,6 +444,28 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_file(path)
         self._save_settings()
         self._rebuild_recent_menu()
+        return handle
+
+    def open_scanned(self, scan_job: Callable, name: str) -> JobHandle | None:
+        """Like ``open_path`` for series found another way (a database study, a PACS retrieve).
+
+        ``scan_job(progress, cancel)`` returns the series (a ``SeriesList``, whose notes name
+        attached segmentations); they are listed in the study browser and the largest opens.
+        Not added to the recent files. None when the user kept the open study.
+        """
+        if not self.confirm_replace_document():
+            return None
+        self.cancel_loading()
+
+        def job(progress, cancel):
+            series = scan_job(progress, cancel)
+            if not series:
+                raise NoImageSeriesError("no image series found", name)
+            return ScanResult(name, list(series), series)
+
+        handle = self._start_loading_job(job, f"Opening {name}")
+        handle.finished.connect(self._on_scan_finished)
+        handle.failed.connect(lambda error, h=handle: self._on_load_failed(name, error, h.traceback_text))
         return handle
 
     def load_series(self, series: SeriesInfo) -> JobHandle | None:
