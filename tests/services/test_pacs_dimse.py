@@ -308,6 +308,22 @@ def test_study_retrieve_comes_series_by_series(orthanc, dimse_node, pacs_config,
     assert any(m.startswith("series 2 of 2 (MR Localizer MR)") for m in messages)
 
 
+def test_retrieved_study_is_indexed_in_the_local_study_database(orthanc, dimse_node, pacs_config, tmp_path):
+    from medviewer.services import study_db
+
+    chest = orthanc.studies["chest"]
+    database = tmp_path / "db"
+    result = operations.retrieve(dimse_node, pacs_config, tmp_path / "in", study_uid=chest["study_uid"],
+                                 database=database)
+    assert result.database_error == "" and result.database_report.imported == 15
+    (study,) = study_db.list_studies(database=database)
+    assert study.study_uid == chest["study_uid"] and study.instance_count == 15 and study.stored_count == 0
+    assert sorted(s.instance_count for s in study.series) == [3, 12]  # indexed where they were retrieved
+    again = operations.retrieve(dimse_node, pacs_config, tmp_path / "again", study_uid=chest["study_uid"],
+                                database=database, index_in_database=False)
+    assert again.database_report is None and len(again.files) == 15
+
+
 def test_cancel_in_second_series_removes_the_first(orthanc, dimse_node, pacs_config, tmp_path):
     cancel = CancelToken()
     with pytest.raises(OperationCancelled):

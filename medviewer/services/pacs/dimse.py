@@ -72,6 +72,10 @@ class RetrieveResult:
     files: list[Path] = field(default_factory=list)
     failed: int = 0
     warnings: int = 0
+    #: the local study database's ImportReport for these files (None: not indexed)
+    database_report: object = None
+    #: why indexing them failed ("" when it did not)
+    database_error: str = ""
 
 
 @dataclass

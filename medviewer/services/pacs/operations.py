@@ -11,8 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
+from medviewer.core.errors import MedviewerError
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
 from medviewer.core.labels import LabelMap
+from medviewer.services import study_db
 from medviewer.services.pacs import dicomweb, dimse
 from medviewer.services.pacs.dimse import RetrieveResult, StoreResult
 from medviewer.services.pacs.errors import PacsError
@@ -50,12 +52,18 @@ def retrieve(
     progress: ProgressCallback = NO_PROGRESS,
     cancel: CancelToken | None = None,
     on_series: SeriesCallback | None = None,
+    *,
+    index_in_database: bool = True,
+    database: str | os.PathLike[str] | None = None,
 ) -> RetrieveResult:
     """Bring a study or series into ``destination``: C-GET (default), C-MOVE (``node.use_move``) or WADO-RS.
 
     A study comes series by series (progress per series); ``on_series(series_uid, files)``
     is called (on the worker thread) as each one completes, so a viewer can open the first
     while the rest arrive. A failure or cancel removes every file this retrieve wrote.
+    With ``index_in_database`` the files are then indexed in place in the local study
+    database (``database`` or the user's), reported in ``result.database_report``; an
+    indexing problem leaves the files and is said in ``result.database_error``.
     """
     cancel = cancel or CancelToken()
     if series_uid:
@@ -64,8 +72,15 @@ def retrieve(
             on_series(series_uid, list(result.files))
     else:
         result = _retrieve_study(node, config, destination, study_uid, progress, cancel, on_series)
-    # >>> STUDYDB IMPORT HOOK: the coordinator wires the local study database here after merging, e.g.
-    # >>> study_db.import_files(result.files, copy=True, progress=progress, cancel=cancel)
+    if index_in_database and result.files:
+        # Retrieved studies join the local study database (indexed where they were written, as
+        # the user chose that folder), so the study browser lists them next to imported ones.
+        try:
+            # Not cancellable: indexing is quick (thousands of files/s) and a cancel must not leave
+            # retrieved files without their index.
+            result.database_report = study_db.import_files(result.files, copy=False, database=database)
+        except MedviewerError as error:  # the files are here and open; only the index failed: say so
+            result.database_error = str(error)
     return result
 
 
