@@ -105,6 +105,8 @@ def stroke_centers(start_index: np.ndarray, end_index: np.ndarray, step_voxels: 
     end = np.asarray(end_index, float)
     length = float(np.max(np.abs(end - start)))
     count = max(1, int(np.ceil(length / max(step_voxels, 1e-3))))
+    if count == 1:  # most pointer moves: one dab at the end (this runs for every move event)
+        return np.rint(end).astype(np.int64)[None]
     t = np.arange(1, count + 1, dtype=float)[:, None] / count
     centers = np.rint(start + (end - start) * t).astype(np.int64)
     keep = np.ones(len(centers), bool)
