@@ -85,6 +85,12 @@ class _ProcessLock:
             _unlock(self._handle)
             self._handle.close()
 
+    def __del__(self) -> None:  # an autosaver dropped without close(): its folder becomes recoverable
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
 
 def _try_lock(handle) -> bool:
     try:

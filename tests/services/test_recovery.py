@@ -113,6 +113,7 @@ def test_restore_into_reopened_document(tmp_path):
     assert reopened.label_maps[1].table[2].name == "vessel"
     assert new_tracker.original_of(reopened.label_maps[0]).voxel_count(1) == 4
     assert [d.label for d in reopened.detections] == ["nodule"] and reopened.modified
+    new_saver.close()
     assert len(recovered.label_maps) == 2
 
 
