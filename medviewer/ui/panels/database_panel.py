@@ -574,6 +574,7 @@ class DatabaseUi:
         self.panel = DatabasePanel(database, pacs_config=pacs_config)
         self.retrieve_jobs = JobQueue(max_parallel=1, parent=self.panel)
         self.retrieval = None  # the last StudyRetrieval started from the panel
+        self.send_dialog = None  # the last Send to PACS dialog opened from the panel
         self.retrieve_folder = cache_dir() / "pacs-retrieved"
         self._closing = _CloseWatcher(self.panel)
         self.dock = window.add_panel(self.panel, "Study database", "left")
@@ -643,7 +644,8 @@ class DatabaseUi:
         """File > Send to PACS... for files of the database."""
         from medviewer.ui.pacs_dialog import open_send_dialog
 
-        return open_send_dialog(self.window, files, what, self.panel.pacs_config)
+        self.send_dialog = open_send_dialog(self.window, files, what, self.panel.pacs_config)
+        return self.send_dialog
 
 
 def install_database(window, database: str | os.PathLike[str] | None = None, pacs_config: PacsConfig | None = None) -> DatabaseUi:
