@@ -93,6 +93,8 @@ class StudyRetrieval(QObject):
     retrieved = Signal(object)
     #: the retrieve failed and the user chose Close: message
     gave_up = Signal(str)
+    #: the first complete series was opened in the window (the rest may still be arriving)
+    first_opened = Signal()
 
     def __init__(self, window, jobs: JobQueue, node: PacsNode, config: PacsConfig, folder: Path, study_uid: str = "",
                  series_uid: str = "", open_after: bool = True, name: str = "", parent: QWidget | None = None,
@@ -154,7 +156,7 @@ class StudyRetrieval(QObject):
             if self.open_handle is None:  # the user kept the open study (unsaved edits)
                 self._declined = True
                 return
-            self.open_handle.finished.connect(lambda _result: self._show_arrived())
+            self.open_handle.finished.connect(lambda _result: (self._show_arrived(), self.first_opened.emit()))
             return
         self.arrived += list(found)
         if self.open_handle.is_done:

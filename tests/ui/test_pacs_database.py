@@ -101,6 +101,10 @@ def test_remote_studies_beside_local_ones_double_click_opens_first_series_while_
                                                   "on test-orthanc"]
     assert remote.font(0).italic() and not local.font(0).italic()
     assert "1 study; 1 more on test-orthanc" == panel.status.text()
+    ui.dock.raise_()
+    viewer.resizeDocks([ui.dock], [560], Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+    panel.grab().save(str(artifacts_dir / "database_panel_with_pacs_studies.png"))
     # the local search fields narrow the remote rows too
     panel.patient_id.setText("SYN002")
     _search(ui, qtbot)
@@ -128,6 +132,7 @@ def test_remote_studies_beside_local_ones_double_click_opens_first_series_while_
     assert viewer.document.volume.array.shape == (12, 20, 24)
     assert viewer.document.series.uid == chest["series"]["ct"][0]
     assert [s.uid for s in viewer.study_browser.series] == [chest["series"]["ct"][0]]
+    qtbot.waitUntil(lambda: viewer.study_browser.isVisible(), timeout=5000)  # its tab is raised
     viewer.grab().save(str(artifacts_dir / "pacs_first_series_open.png"))
 
     gate.open()

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QBrush, QIcon, QPalette, QPixmap
+from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -121,6 +121,8 @@ class DatabasePanel(QWidget):
         self.remote_results: list[dict] = []
         self.remote_job: JobHandle | None = None
         self._remote_jobs = JobQueue(max_parallel=1, parent=self)
+        #: retrieves of remote studies (``DatabaseUi.retrieve_remote``)
+        self.retrieve_jobs = JobQueue(max_parallel=1, parent=self)
         self.jobs = JobQueue(max_parallel=1, parent=self)
         self._thumbnail_jobs = JobQueue(max_parallel=1, parent=self)
         self.import_job: JobHandle | None = None
@@ -288,7 +290,7 @@ class DatabasePanel(QWidget):
             item.setData(2, SORT_ROLE, date + str(row.get("StudyTime") or ""))
             item.setData(5, SORT_ROLE, series if series is not None else -1)
             item.setData(6, SORT_ROLE, images if images is not None else -1)
-            grey = QBrush(self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
+            grey = QBrush(_remote_colour(self.palette()))
             for column in range(len(COLUMNS)):
                 font = item.font(column)
                 font.setItalic(True)
@@ -543,10 +545,18 @@ class DatabasePanel(QWidget):
         return handle
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
-        for queue in (self.jobs, self._thumbnail_jobs, self._remote_jobs):
+        queues = (self.jobs, self._thumbnail_jobs, self._remote_jobs, self.retrieve_jobs)
+        for queue in queues:
             queue.cancel_all()
-        for queue in (self.jobs, self._thumbnail_jobs, self._remote_jobs):
+        for queue in queues:
             queue.shutdown(timeout_ms)
+
+
+def _remote_colour(palette: QPalette) -> QColor:
+    """Text colour of remote rows: between the text and the background, still readable."""
+    text, base = palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base)
+    return QColor(*((a * 3 + b * 2) // 5 for a, b in ((text.red(), base.red()), (text.green(), base.green()),
+                                                      (text.blue(), base.blue()))))
 
 
 def _storage_text(series: study_db.SeriesRecord) -> str:
@@ -572,7 +582,7 @@ class DatabaseUi:
     def __init__(self, window, database: str | os.PathLike[str] | None = None, pacs_config: PacsConfig | None = None) -> None:
         self.window = window
         self.panel = DatabasePanel(database, pacs_config=pacs_config)
-        self.retrieve_jobs = JobQueue(max_parallel=1, parent=self.panel)
+        self.retrieve_jobs = self.panel.retrieve_jobs
         self.retrieval = None  # the last StudyRetrieval started from the panel
         self.send_dialog = None  # the last Send to PACS dialog opened from the panel
         self.retrieve_folder = cache_dir() / "pacs-retrieved"
@@ -627,6 +637,9 @@ class DatabaseUi:
                                    study_uid, "", True, name or study_uid, parent=self.panel, database=self.panel.database)
         retrieval.retrieved.connect(lambda result: self._retrieved(node, result))
         retrieval.gave_up.connect(lambda _message: self.panel.refresh())
+        series_dock = getattr(self.window, "study_dock", None)
+        if series_dock is not None:
+            retrieval.first_opened.connect(series_dock.raise_)  # the arriving series are listed there
         self.retrieval = retrieval
         retrieval.start()
         self.panel.status.setText(f"Retrieving from {node.name}...")
