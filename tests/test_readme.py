@@ -54,3 +54,25 @@ def test_readme_links_and_pictures_exist():
     assert any(t.startswith("docs/screenshots/") for t in local)
     for target in local:
         assert (REPO / target).exists(), target
+
+
+def test_readme_names_every_option_of_the_db_and_pacs_commands():
+    import argparse
+
+    import medviewer.commands  # noqa: F401 - registers the subcommands
+    from medviewer.cli import build_parser
+
+    section = _section("## Studies from the PACS and the local database")
+    parser = build_parser()
+    checked = 0
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("db", "pacs"):
+        actions = next(a for a in commands.choices[name]._actions if isinstance(a, argparse._SubParsersAction))
+        for action_name, subparser in actions.choices.items():
+            assert f"medviewer {name} {action_name}" in section
+            for option in subparser._actions:
+                for flag in option.option_strings:
+                    if flag not in ("-h", "--help"):
+                        assert flag in section, f"medviewer {name} {action_name} {flag}"
+                        checked += 1
+    assert checked > 40

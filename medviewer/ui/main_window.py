@@ -776,6 +776,8 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open &label map...", self._choose_label_map, "Ctrl+L")
         self._recent_menu = file_menu.addMenu("&Recent files")
         self._action(file_menu, "Query &PACS...", self._open_pacs_dialog)
+        self._action(file_menu, "Sen&d to PACS...", self._open_send_dialog,
+                     tip="Send the active label map as DICOM SEG to a PACS node")
         self._rebuild_recent_menu()
         file_menu.addSeparator()
         screenshot = self._action(file_menu, "Save &screenshot...", self._choose_screenshot, "Ctrl+Shift+S")
@@ -916,6 +918,11 @@ class MainWindow(QMainWindow):
         from medviewer.ui.pacs_dialog import open_pacs_dialog  # pynetdicom loads only when asked for
 
         open_pacs_dialog(self)
+
+    def _open_send_dialog(self) -> None:
+        from medviewer.ui.pacs_dialog import open_send_dialog  # pynetdicom loads only when asked for
+
+        open_send_dialog(self)
 
     def _start_directory(self) -> str:
         return self.settings.last_directory or str(Path.home())

@@ -1,5 +1,10 @@
-"""File > Query PACS...: pick a node, search it, retrieve studies or series and open them,
-and send the active label map back as DICOM SEG (the clinical loop).
+"""File > Query PACS... and File > Send to PACS...: pick a node, search it, retrieve studies or
+series and open them, and send the active label map back as DICOM SEG (the clinical loop)
+or any series of the local database.
+
+:class:`StudyRetrieval` is the retrieve the dialog and the study database panel share: the
+study opens as soon as its first series is complete, later series join the series browser
+as they arrive (progress per series, Cancel), and a failure offers Retry.
 
 All network work runs as jobs (``medviewer.services.pacs.operations``) on the dialog's
 own queue, with a progress dialog and Cancel; errors name the node and are shown in a
@@ -12,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -25,6 +30,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -55,6 +61,132 @@ _TITLES = {"PatientName": "Patient", "PatientID": "Patient ID", "StudyDate": "Da
            "AccessionNumber": "Accession", "ModalitiesInStudy": "Modalities", "NumberOfStudyRelatedSeries": "Series",
            "NumberOfStudyRelatedInstances": "Images", "SeriesNumber": "#", "Modality": "Modality",
            "SeriesDescription": "Description", "BodyPartExamined": "Body part", "NumberOfSeriesRelatedInstances": "Images"}
+
+
+def ask_retry(parent: QWidget | None, title: str, message: str) -> bool:
+    """Show a failed transfer with Retry / Close; True for Retry (tests replace this function)."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, message,
+                      QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Close, parent)
+    box.setDefaultButton(QMessageBox.StandardButton.Retry)
+    return box.exec() == QMessageBox.StandardButton.Retry
+
+
+def describe_failure(node: PacsNode, error: BaseException) -> str:
+    """The error's text, naming the node when the error itself does not."""
+    text = dialogs.error_text(error)
+    return text if node.name in text else f"{node.describe()}: {text}"
+
+
+class StudyRetrieval(QObject):
+    """One retrieve of a study or series from a node into ``folder``, shown in ``window``.
+
+    With ``open_after`` the first complete series opens at once (``window.open_scanned``) while
+    the others keep arriving; each later series is added to the series browser. The job runs on
+    ``jobs`` with a progress dialog (per-series messages) and Cancel. A failed retrieve leaves
+    nothing in the database (``operations.retrieve`` removes its files and indexes only complete
+    retrieves) and asks Retry / Close; Retry runs the same retrieve again.
+    """
+
+    #: a series finished arriving: (SeriesInstanceUID, SeriesList of it); emitted on the worker thread
+    series_arrived = Signal(str, object)
+    #: the retrieve ended well: RetrieveResult
+    retrieved = Signal(object)
+    #: the retrieve failed and the user chose Close: message
+    gave_up = Signal(str)
+    #: the first complete series was opened in the window (the rest may still be arriving)
+    first_opened = Signal()
+
+    def __init__(self, window, jobs: JobQueue, node: PacsNode, config: PacsConfig, folder: Path, study_uid: str = "",
+                 series_uid: str = "", open_after: bool = True, name: str = "", parent: QWidget | None = None,
+                 database: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(parent)
+        self.window_ = window
+        self.jobs = jobs
+        self.node, self.config, self.folder = node, config, Path(folder)
+        self.study_uid, self.series_uid = study_uid, series_uid
+        self.open_after = open_after
+        self.name = name or series_uid or study_uid
+        self.database = database
+        self.parent_widget = parent
+        self.attempts = 0
+        self.handle: JobHandle | None = None
+        self.open_handle: JobHandle | None = None
+        self.arrived: list = []  # SeriesInfo of every series arrived so far, in arrival order
+        self.result = None
+        self.series_arrived.connect(self._on_series)
+
+    @property
+    def title(self) -> str:
+        return f"Retrieve from {self.node.name}"
+
+    def start(self) -> JobHandle:
+        """(Re)start the retrieve; the job's handle."""
+        self.attempts += 1
+        self.arrived, self.open_handle, self._declined = [], None, False
+        node, config, folder, database = self.node, self.config, self.folder, self.database
+        study_uid, series_uid, want = self.study_uid, self.series_uid, self.open_after and self.window_ is not None
+
+        def job(progress, cancel):
+            def on_series(uid: str, files: list[Path]) -> None:
+                if want and files:
+                    try:
+                        found = operations.series_of_files(files, cancel)
+                    except MedviewerError:
+                        return  # not loadable (e.g. a SEG series): nothing to show
+                    self.series_arrived.emit(uid, found)  # queued to the UI thread
+
+            return operations.retrieve(node, config, folder, study_uid, series_uid, progress, cancel, on_series,
+                                       database=database)
+
+        handle = self.jobs.submit(job, self.title)
+        handle.finished.connect(self._on_finished)
+        handle.failed.connect(self._on_failed)
+        JobProgressDialog(handle, self.title, parent=self.parent_widget)
+        self.handle = handle
+        return handle
+
+    # ------------------------------------------------------------------ arrivals (UI thread)
+    def _on_series(self, _uid: str, found) -> None:
+        window = self.window_
+        if self._declined or not len(found):
+            return
+        if self.open_handle is None:
+            self.arrived = list(found)
+            self.open_handle = window.open_scanned(lambda _progress, _cancel, f=found: f, self.name)
+            if self.open_handle is None:  # the user kept the open study (unsaved edits)
+                self._declined = True
+                return
+            self.open_handle.finished.connect(lambda _result: (self._show_arrived(), self.first_opened.emit()))
+            return
+        self.arrived += list(found)
+        if self.open_handle.is_done:
+            self._show_arrived()
+
+    def _show_arrived(self) -> None:
+        """List every series arrived so far in the window's series browser (the open one stays marked)."""
+        window = self.window_
+        browser = window.study_browser
+        if [id(s) for s in browser.series] != [id(s) for s in self.arrived]:
+            browser.set_series(self.arrived)
+            start_thumbnails = getattr(window, "_start_thumbnails", None)
+            if start_thumbnails is not None:
+                start_thumbnails(self.arrived)
+        document = window.document
+        browser.mark_loaded(document.series if document is not None else None)
+
+    # ------------------------------------------------------------------ outcome
+    def _on_finished(self, result) -> None:
+        self.result = result
+        if self.open_after and self.window_ is not None and result.files and self.open_handle is None and not self._declined:
+            self.window_.open_path(result.folder)  # nothing streamed (e.g. a single series): open the folder
+        self.retrieved.emit(result)
+
+    def _on_failed(self, error: BaseException) -> None:
+        message = describe_failure(self.node, error)
+        if ask_retry(self.parent_widget, f"{self.title} failed", message + "\n\nNothing of this retrieve was kept."):
+            self.start()
+        else:
+            self.gave_up.emit(message)
 
 
 def _cell(value) -> str:
@@ -261,6 +393,7 @@ class PacsDialog(QDialog):
             dialogs.show_error(self, "PACS node", str(error))
             return False
         self._reload_nodes(select=node.name)
+        self._nodes_changed()
         self.status.setText(f"Saved node '{node.name}'.")
         return True
 
@@ -274,6 +407,13 @@ class PacsDialog(QDialog):
         except MedviewerError as error:
             dialogs.show_error(self, "PACS node", str(error))
         self._reload_nodes()
+        self._nodes_changed()
+
+    def _nodes_changed(self) -> None:
+        """The study database panel's "Search in" offers the nodes as saved here."""
+        database_ui = getattr(self.window_, "database_ui", None)
+        if database_ui is not None:
+            database_ui.panel.reload_nodes(self.config)
 
     def _choose_destination(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Retrieve into", self.destination.text())
@@ -371,17 +511,21 @@ class PacsDialog(QDialog):
         study_uid = str(row.get("StudyInstanceUID") or "")
         series_uid = str(row.get("SeriesInstanceUID") or "") if getattr(self, "result_level", "study") == "series" else ""
         folder = Path(self.destination.text().strip() or cache_dir() / "pacs-retrieved") / (series_uid or study_uid)
+        name = str(row.get("PatientName") or row.get("SeriesDescription") or series_uid or study_uid)
+        retrieval = StudyRetrieval(self.window_, self.jobs, node, self.config, folder, study_uid, series_uid,
+                                   open_after, name, parent=self)
+        retrieval.retrieved.connect(self._on_retrieved)
+        retrieval.gave_up.connect(lambda _message: self.status.setText(f"{retrieval.title} failed"))
+        self.retrieval = retrieval
+        handle = retrieval.start()
+        handle.cancelled.connect(lambda: self.status.setText(f"{retrieval.title}: cancelled"))
+        self.last_job = handle
+        self.status.setText(f"{retrieval.title}...")
+        return handle
 
-        def job(progress, cancel):
-            return operations.retrieve(node, self.config, folder, study_uid, series_uid, progress, cancel)
-
-        def done(result) -> None:
-            self.last_retrieved = result
-            self.status.setText(f"{len(result.files)} instances retrieved into {result.folder}")
-            if open_after and self.window_ is not None and result.files:
-                self.window_.open_path(result.folder)
-
-        return self._run(job, f"Retrieve from {node.name}", done)
+    def _on_retrieved(self, result) -> None:
+        self.last_retrieved = result
+        self.status.setText(f"{len(result.files)} instances retrieved into {result.folder}")
 
     def send_segmentation(self) -> JobHandle | None:
         node = self._node_or_complain()
@@ -400,33 +544,144 @@ class PacsDialog(QDialog):
                          lambda result: self.status.setText(f"Sent DICOM SEG of '{label_map.name}' to {node.name}."))
 
     def _segmentation_to_send(self):
-        """The active label map, its series' DICOM files and the model that proposed it (if any)."""
-        from medviewer.io.dicom_seg import series_files
-        from medviewer.services.annotations import is_model_source, split_model_source
-
-        window = self.window_
-        document = window.document if window is not None else None
-        label_map = document.active_label_map if document is not None else None
-        if label_map is None:
-            raise MedviewerError("there is no label map to send: open a study and draw or load labels first")
-        series = document.series
-        metadata = document.volume.metadata
-        sources = list(series.files) if series is not None and series.files else []
-        if not sources and metadata.source_format.upper() == "DICOM" and metadata.source_path:
-            sources = series_files([metadata.source_path], metadata.series_uid)
-        if not sources:
-            raise MedviewerError("DICOM SEG needs a series opened from DICOM files")
-        algorithm = None
-        controller = window.editing.controller if getattr(window, "editing", None) is not None else None
-        if controller is not None:
-            source = controller.tracker.original_of(label_map)
-            if source is not None and is_model_source(source.source):
-                algorithm = split_model_source(source.source)
-        return label_map, [os.fspath(p) for p in sources], algorithm
+        return segmentation_to_send(self.window_)
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override: stop our jobs with the dialog
         self.jobs.cancel_all()
         super().done(result)
+
+
+def segmentation_to_send(window):
+    """The active label map, its series' DICOM files and the model that proposed it (if any)."""
+    from medviewer.io.dicom_seg import series_files
+    from medviewer.services.annotations import is_model_source, split_model_source
+
+    document = window.document if window is not None else None
+    label_map = document.active_label_map if document is not None else None
+    if label_map is None:
+        raise MedviewerError("there is no label map to send: open a study and draw or load labels first")
+    series = document.series
+    metadata = document.volume.metadata
+    sources = list(series.files) if series is not None and series.files else []
+    if not sources and metadata.source_format.upper() == "DICOM" and metadata.source_path:
+        sources = series_files([metadata.source_path], metadata.series_uid)
+    if not sources:
+        raise MedviewerError("DICOM SEG needs a series opened from DICOM files")
+    algorithm = None
+    controller = window.editing.controller if getattr(window, "editing", None) is not None else None
+    if controller is not None:
+        source = controller.tracker.original_of(label_map)
+        if source is not None and is_model_source(source.source):
+            algorithm = split_model_source(source.source)
+    return label_map, [os.fspath(p) for p in sources], algorithm
+
+
+class SendDialog(QDialog):
+    """File > Send to PACS...: the open study's active label map as DICOM SEG, or given DICOM files.
+
+    ``files`` (a series or study of the local database) are sent as they are (C-STORE or
+    STOW-RS); without them the active label map is exported as SEG over its series and sent.
+    Progress and Cancel in a progress dialog; a failure names the node and offers Retry.
+    """
+
+    def __init__(self, window=None, files=None, what: str = "", config: PacsConfig | None = None,
+                 config_path: Path | None = None) -> None:
+        super().__init__(window)
+        self.setWindowTitle("Send to PACS")
+        self.window_ = window
+        self.files = [os.fspath(f) for f in files] if files else None
+        self.config = config if config is not None else load_pacs_config(config_path)
+        self.jobs = JobQueue(max_parallel=1, parent=self)
+        self.last_job: JobHandle | None = None
+        self.last_result = None
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.node_combo = QComboBox()
+        for node in self.config.nodes:
+            self.node_combo.addItem(node.describe(), node.name)
+        if self.files:
+            what = what or f"{len(self.files)} DICOM file{'s' if len(self.files) != 1 else ''}"
+        else:
+            label_map = window.document.active_label_map if window is not None and window.document is not None else None
+            what = (f"label map '{label_map.name}' as DICOM SEG" if label_map is not None
+                    else "the active label map as DICOM SEG (none open)")
+        self.what = QLabel(what)
+        self.what.setWordWrap(True)
+        form.addRow("Send", self.what)
+        form.addRow("To", self.node_combo)
+        layout.addLayout(form)
+        self.status = QLabel("" if self.config.nodes else "No PACS node yet: add one in File > Query PACS... > Node settings.")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.send_button = QPushButton("Send")
+        self.send_button.setDefault(True)
+        self.send_button.setEnabled(bool(self.config.nodes))
+        self.send_button.clicked.connect(self.send)
+        close = QPushButton("Close")
+        close.clicked.connect(self.reject)
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(close)
+        layout.addLayout(buttons)
+        self.resize(520, 160)
+
+    def current_node(self) -> PacsNode | None:
+        name = self.node_combo.currentData()
+        return next((n for n in self.config.nodes if n.name == name), None)
+
+    def send(self) -> JobHandle | None:
+        node = self.current_node()
+        if node is None:
+            dialogs.show_error(self, "Send to PACS", "Choose a PACS node first (File > Query PACS... to add one).")
+            return None
+        config, files = self.config, self.files
+        if files:
+            def job(progress, cancel):
+                return operations.send(node, config, files, progress, cancel)
+        else:
+            try:
+                label_map, sources, algorithm = segmentation_to_send(self.window_)
+            except MedviewerError as error:
+                dialogs.show_error(self, "Send to PACS", str(error))
+                return None
+
+            def job(progress, cancel):
+                return operations.send_segmentation(node, config, label_map, sources, algorithm, progress, cancel)
+
+        title = f"Send to {node.name}"
+        handle = self.jobs.submit(job, title)
+        handle.finished.connect(lambda result: self._sent(node, result))
+        handle.failed.connect(lambda error: self._failed(node, error))
+        handle.cancelled.connect(lambda: self.status.setText(f"{title}: cancelled"))
+        JobProgressDialog(handle, title, parent=self)
+        self.last_job = handle
+        self.status.setText(f"{title}...")
+        return handle
+
+    def _sent(self, node: PacsNode, result) -> None:
+        self.last_result = result
+        count = len(result.sent)
+        self.status.setText(f"Sent {count} file{'s' if count != 1 else ''} to {node.describe()}.")
+
+    def _failed(self, node: PacsNode, error: BaseException) -> None:
+        message = describe_failure(node, error)
+        self.status.setText(f"Send to {node.name} failed")
+        if ask_retry(self, "Send to PACS failed", message):
+            self.send()
+
+    def done(self, result: int) -> None:  # noqa: D401 - Qt override: stop our jobs with the dialog
+        self.jobs.cancel_all()
+        super().done(result)
+
+
+def open_send_dialog(window, files=None, what: str = "", config: PacsConfig | None = None) -> SendDialog:
+    """Show File > Send to PACS... for ``window`` (the active label map) or for ``files``."""
+    dialog = SendDialog(window, files, what, config)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    dialog.raise_()
+    return dialog
 
 
 def open_pacs_dialog(window) -> PacsDialog:

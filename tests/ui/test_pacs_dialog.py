@@ -97,3 +97,17 @@ def test_saving_a_node_keeps_the_secret_out_of_the_file(dialog, memory_keyring, 
     assert "alice" in text and "hunter2" not in text
     assert memory_keyring.secrets[("medviewer-pacs", "web")] == "hunter2"
     assert dialog.node_combo.currentData() == "web"
+
+
+def test_failed_retrieve_offers_retry_and_reruns_it(dialog, orthanc, qtbot, monkeypatch):
+    from medviewer.ui import pacs_dialog
+
+    asked: list[str] = []
+    monkeypatch.setattr(pacs_dialog, "ask_retry", lambda parent, title, message: asked.append(message) or len(asked) < 2)
+    dialog.node_combo.setCurrentIndex(dialog.node_combo.findData("typo"))
+    dialog.show_results([{"StudyInstanceUID": orthanc.studies["head"]["study_uid"], "PatientName": "Other^Person"}], "study")
+    dialog.retrieve(open_after=True)
+    qtbot.waitUntil(lambda: dialog.status.text() == "Retrieve from typo failed", timeout=30000)
+    assert dialog.retrieval.attempts == 2 and len(asked) == 2  # Retry re-ran it, then Close
+    assert all("PACS 'typo'" in m and "called AE title" in m for m in asked)
+    assert dialog.last_retrieved is None

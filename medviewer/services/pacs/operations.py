@@ -14,6 +14,9 @@ from typing import Callable, Sequence
 from medviewer.core.errors import MedviewerError
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback, scaled_progress
 from medviewer.core.labels import LabelMap
+from medviewer.io import SeriesList
+from medviewer.io.dicom_headers import SkippedFile, read_frame_records
+from medviewer.io.dicom_series import build_series
 from medviewer.services import study_db
 from medviewer.services.pacs import dicomweb, dimse
 from medviewer.services.pacs.dimse import RetrieveResult, StoreResult
@@ -77,8 +80,9 @@ def retrieve(
         # the user chose that folder), so the study browser lists them next to imported ones.
         try:
             # Not cancellable: indexing is quick (thousands of files/s) and a cancel must not leave
-            # retrieved files without their index.
-            result.database_report = study_db.import_files(result.files, copy=False, database=database)
+            # retrieved files without their index. Atomic: an indexing failure (full disk, locked
+            # database) leaves no half-indexed study behind.
+            result.database_report = study_db.import_files(result.files, copy=False, database=database, atomic=True)
         except MedviewerError as error:  # the files are here and open; only the index failed: say so
             result.database_error = str(error)
     return result
@@ -125,6 +129,21 @@ def _retrieve_study(node, config, destination, study_uid, progress, cancel, on_s
         raise
     combined.files.sort()
     return combined
+
+
+def series_of_files(files: Sequence[str | os.PathLike[str]], cancel: CancelToken | None = None) -> SeriesList:
+    """The loadable series of retrieved files (headers read), like a folder scan: what ``on_series``
+    hands a viewer so it can open a series while the rest of the study arrives."""
+    records, notes = [], []
+    for path in files:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        outcome = read_frame_records(os.fspath(path))
+        if isinstance(outcome, SkippedFile):
+            notes.append(outcome)
+        else:
+            records.extend(outcome)
+    return SeriesList(build_series(records, notes), notes)
 
 
 def send(node: PacsNode, config: PacsConfig, files: Sequence[str | os.PathLike[str]],
