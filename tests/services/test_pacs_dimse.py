@@ -324,6 +324,20 @@ def test_retrieved_study_is_indexed_in_the_local_study_database(orthanc, dimse_n
     assert again.database_report is None and len(again.files) == 15
 
 
+def test_a_failed_retrieve_again_keeps_the_files_an_earlier_one_brought(orthanc, dimse_node, pacs_config, tmp_path):
+    """Retrieving a study that is already there (and indexed) then cancelling must not delete it."""
+    chest = orthanc.studies["chest"]
+    first = operations.retrieve(dimse_node, pacs_config, tmp_path, study_uid=chest["study_uid"],
+                                index_in_database=False)
+    before = {p: p.read_bytes() for p in first.files}
+    assert len(before) == 15 and len(first.created) == 15
+    cancel = CancelToken()
+    with pytest.raises(OperationCancelled):
+        operations.retrieve(dimse_node, pacs_config, tmp_path, study_uid=chest["study_uid"], cancel=cancel,
+                            on_series=lambda uid, files: cancel.cancel(), index_in_database=False)
+    assert {p: p.read_bytes() for p in sorted(tmp_path.glob("*.dcm"))} == before
+
+
 def test_cancel_in_second_series_removes_the_first(orthanc, dimse_node, pacs_config, tmp_path):
     cancel = CancelToken()
     with pytest.raises(OperationCancelled):

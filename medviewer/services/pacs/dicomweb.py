@@ -123,9 +123,10 @@ def retrieve_series(
     if total == 0:
         raise PacsError(f"{node.describe()}: no instances in series {series_uid}")
     written: list[Path] = []
+    created: list[Path] = []  # only these go on failure: a file already there stays (the database may use it)
 
     def discard() -> None:
-        for path in written:
+        for path in created:
             path.unlink(missing_ok=True)
 
     try:
@@ -137,6 +138,8 @@ def retrieve_series(
                 temporary = folder / f".{dataset.SOPInstanceUID}.part"
                 try:
                     dataset.save_as(temporary, enforce_file_format=True)
+                    if not target.exists():
+                        created.append(target)
                     os.replace(temporary, target)
                 except OSError as error:
                     temporary.unlink(missing_ok=True)
@@ -149,7 +152,7 @@ def retrieve_series(
     if len(written) < total:
         discard()
         raise PartialRetrieveError(f"{node.describe()}: WADO-RS incomplete: {len(written)} of {total} instances arrived; nothing was kept, retry", len(written), total - len(written))
-    return RetrieveResult(folder, sorted(written))
+    return RetrieveResult(folder, sorted(written), created=sorted(created))
 
 
 def store(

@@ -72,6 +72,8 @@ class RetrieveResult:
     files: list[Path] = field(default_factory=list)
     failed: int = 0
     warnings: int = 0
+    #: the files that did not exist before (what a failed or cancelled study retrieve removes)
+    created: list[Path] = field(default_factory=list)
     #: the local study database's ImportReport for these files (None: not indexed)
     database_report: object = None
     #: why indexing them failed ("" when it did not)
@@ -235,6 +237,9 @@ class _Sink:
         self.study_uid = study_uid
         self.series_uid = series_uid
         self.files: list[Path] = []
+        #: the files this retrieve created (a file that was already there, e.g. an earlier
+        #: retrieve of the study the database points to, is never removed by a failure)
+        self.created: list[Path] = []
         self.errors: list[str] = []
         self.lock = threading.Lock()
 
@@ -255,6 +260,7 @@ class _Sink:
             data = event.encoded_dataset(include_meta=True)
             with open(temporary, "wb") as handle:
                 handle.write(data)
+            new = not target.exists()
             os.replace(temporary, target)
         except OSError as error:
             temporary.unlink(missing_ok=True)
@@ -264,13 +270,16 @@ class _Sink:
         with self.lock:
             if target not in self.files:
                 self.files.append(target)
+            if new and target not in self.created:
+                self.created.append(target)
         return 0x0000
 
     def discard(self) -> None:
-        """Remove everything this sink wrote (cancelled or failed retrieve)."""
-        for path in self.files:
+        """Remove the files this retrieve created (cancelled or failed retrieve)."""
+        for path in self.created:
             path.unlink(missing_ok=True)
         self.files.clear()
+        self.created.clear()
 
 
 def _storage_contexts(limit: int) -> list:
@@ -343,7 +352,7 @@ def _run_retrieve(responses, assoc, node, sink, progress, cancel, what) -> Retri
             )
         raise PacsError(f"{node.describe()}: {what} failed: {_status_text(final)}")
     progress(1.0, f"{len(sink.files)} instances received")
-    return RetrieveResult(Path(sink.folder), sorted(sink.files), failed, warnings)
+    return RetrieveResult(Path(sink.folder), sorted(sink.files), failed, warnings, created=sorted(sink.created))
 
 
 def get(

@@ -119,15 +119,17 @@ def _retrieve_study(node, config, destination, study_uid, progress, cancel, on_s
                                     lambda fraction, message="", span=span, label=label: span(fraction, f"{label}: {message}"),
                                     cancel)
             combined.files.extend(part.files)
+            combined.created.extend(part.created)
             combined.failed += part.failed
             combined.warnings += part.warnings
             if on_series is not None:
                 on_series(uid, list(part.files))
     except BaseException:
-        for path in combined.files:  # a failed or cancelled study leaves nothing behind
+        for path in combined.created:  # a failed or cancelled study leaves nothing new behind
             path.unlink(missing_ok=True)
         raise
     combined.files.sort()
+    combined.created.sort()
     return combined
 
 
