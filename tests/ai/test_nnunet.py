@@ -196,15 +196,16 @@ def test_unsafe_checkpoint_is_refused_naming_the_file(tmp_path):
 
 
 # ---------------------------------------------------------------------------- prediction geometry
-def test_labels_land_on_the_anisotropic_oblique_study_grid(results):
+@pytest.mark.parametrize("configuration", ["3d_fullres", "2d"])
+def test_labels_land_on_the_anisotropic_oblique_study_grid(results, configuration):
     volume = phantom_ct()
     network = IntensityNet()
-    predictor = _with_network(NnUNetPredictor(results[1]), network)
+    predictor = _with_network(NnUNetPredictor(results[1] if configuration == "3d_fullres" else results[2]), network)
     labels, probabilities = predictor.predict(np.asarray(volume.array)[None], tuple(volume.geometry.spacing[::-1]),
                                               probabilities=True)
     assert labels.shape == volume.array.shape and probabilities.shape == (3, *volume.array.shape)
     # the network saw windows of the plans' patch in the transposed axis order
-    assert set(network.seen) == {(1, 1, 8, 32, 32)}
+    assert set(network.seen) == ({(1, 1, 8, 32, 32)} if configuration == "3d_fullres" else {(1, 1, 32, 32)})
     truth = _ball_mask(volume)
     found = labels == 1
     dice = 2 * (truth & found).sum() / (truth.sum() + found.sum())
@@ -324,22 +325,28 @@ def test_infer_cli_runs_an_nnunet_folder_end_to_end(results, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- nnU-Net's own predictor
-def test_same_prediction_as_nnunetv2s_own_predictor(results):
+@pytest.mark.parametrize("kind", ["3d_fullres", "2d", "regions"])
+def test_same_prediction_as_nnunetv2s_own_predictor(results, tmp_path, kind):
+    """Voxel for voxel and to 1e-4 in probabilities, with mirroring and (3d_fullres) two folds."""
     try:
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     except ImportError:
         pytest.skip("nnunetv2 is not installed: the comparison with nnU-Net's own predictor needs it "
                     "(pip install --no-deps nnunetv2 acvl-utils batchgenerators batchgeneratorsv2 ...)")
-    full = results[1]
+    folder = {"3d_fullres": results[1], "2d": results[2]}.get(kind)
+    if kind == "regions":
+        folder = make_trained_model(tmp_path, regions=True, folds=(0,), seed=11)
     volume = phantom_ct()
     array = np.asarray(volume.array, dtype=np.float32)[None]
     spacing = [float(s) for s in volume.geometry.spacing[::-1]]
     theirs = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
                              perform_everything_on_device=False, device=torch.device("cpu"), verbose=False,
                              allow_tqdm=False)
-    theirs.initialize_from_trained_model_folder(str(full), (0, 1), "checkpoint_final.pth")
+    theirs.initialize_from_trained_model_folder(str(folder), None, "checkpoint_final.pth")
     their_labels, their_probabilities = theirs.predict_single_npy_array(array, {"spacing": spacing}, None, None, True)
-    labels, probabilities = NnUNetPredictor(full).predict(array, tuple(spacing), probabilities=True)
-    assert len(np.unique(labels)) == 3  # a meaningful comparison: every class wins somewhere
+    labels, probabilities = NnUNetPredictor(folder).predict(array, tuple(spacing), probabilities=True)
+    assert len(np.unique(labels)) >= 2  # a meaningful comparison: several classes win somewhere
     np.testing.assert_array_equal(labels, their_labels)
-    assert np.abs(probabilities - their_probabilities).max() < 1e-4
+    difference = np.abs(probabilities - their_probabilities).max()
+    print(f"{kind}: voxel agreement {np.mean(labels == their_labels):.6f}, max probability difference {difference:.2e}")
+    assert difference < 1e-4

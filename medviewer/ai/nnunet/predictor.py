@@ -69,10 +69,13 @@ def window_starts(size: int, patch: int, step: float = TILE_STEP_SIZE) -> list[i
 
 
 def _pad_to_patch(data: np.ndarray, patch: tuple[int, ...]) -> tuple[np.ndarray, tuple[slice, ...]]:
-    """Zero-pad the trailing axes of ``data`` to at least ``patch``, half before and half after."""
+    """Zero-pad the trailing axes of ``data`` to at least ``patch``, half before and half after.
+
+    Returns the padded array and the slices of the spatial axes (all but the first) that undo it.
+    """
     spatial = data.shape[-len(patch):]
     pads = [(0, 0)] * (data.ndim - len(patch))
-    keep = []
+    keep = [slice(None)] * (data.ndim - 1 - len(patch))  # 2D patches: the slice axis is never padded
     for size, want in zip(spatial, patch):
         extra = max(0, want - size)
         pads.append((extra // 2, extra - extra // 2))
