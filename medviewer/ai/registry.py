@@ -98,7 +98,22 @@ class ModelPackage:
         try:
             return path.read_text(encoding="utf-8")
         except OSError:
+            if self.manifest.runtime.type == NNUNET_RUNTIME:
+                return _nnunet_card(self)
             return f"# {self.manifest.display_name}\n\n(This package has no {MODEL_CARD_NAME}.)\n"
+
+
+def _nnunet_card(package: "ModelPackage") -> str:
+    """A card for an nnU-Net result folder, from what its plans and dataset.json say."""
+    manifest = package.manifest
+    labels = "\n".join(f"- {label.value}: {label.name}" for label in manifest.outputs.labels)
+    return (
+        f"# {manifest.display_name}\n\n{manifest.description}\n\n"
+        f"Folder: `{package.folder}`\n\n## Labels\n\n{labels}\n\n"
+        f"## Provenance\n\n- Training data: {manifest.provenance.training_data}\n"
+        f"- Licence (dataset.json): {manifest.provenance.license}\n\n"
+        "Runs offline as nnU-Net's own predictor does (mirroring on unless switched off).\n"
+    )
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:

@@ -350,3 +350,29 @@ def test_same_prediction_as_nnunetv2s_own_predictor(results, tmp_path, kind):
     difference = np.abs(probabilities - their_probabilities).max()
     print(f"{kind}: voxel agreement {np.mean(labels == their_labels):.6f}, max probability difference {difference:.2e}")
     assert difference < 1e-4
+
+
+def test_nibabel_reorienting_plans_see_the_image_in_ras_axes(tmp_path):
+    """Plans made with NibabelIOWithReorient were trained on RAS-canonical arrays: the image is turned likewise."""
+    from medviewer.core.geometry import Geometry
+    from medviewer.core.volume import Volume
+
+    folder = make_trained_model(tmp_path, folds=(0,))
+    plans = json.loads((folder / "plans.json").read_text())
+    plain = phantom_ct()
+    volume = Volume(plain.array, Geometry(plain.geometry.size, plain.geometry.spacing, plain.geometry.origin),
+                    modality="CT")  # LPS axes: RAS canonical flips i and j
+    spacing = tuple(volume.geometry.spacing[::-1])
+    array = np.asarray(volume.array)
+    direct, _ = NnUNetPredictor(folder).predict(np.flip(array, (1, 2))[None], spacing, mirroring=False)
+    expected = np.flip(direct, (1, 2))
+    plans["image_reader_writer"] = "NibabelIOWithReorient"
+    (folder / "plans.json").write_text(json.dumps(plans))
+    labels = NnUNetPredictor(folder).predict_volume(volume, mirroring=False)
+    np.testing.assert_array_equal(labels, expected)
+    plain_labels, _ = NnUNetPredictor(folder).predict(array[None], spacing, mirroring=False)
+    assert (plain_labels != labels).mean() > 0.01  # the orientation matters to this network
+    plans["image_reader_writer"] = "MyOwnIO"
+    (folder / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(ModelError, match="'image_reader_writer' is 'MyOwnIO'"):
+        NnUNetPredictor(folder).predict_volume(volume)

@@ -85,6 +85,49 @@ def _pad_to_patch(data: np.ndarray, patch: tuple[int, ...]) -> tuple[np.ndarray,
     return np.pad(data, pads, mode="constant", constant_values=0), tuple(keep)
 
 
+#: reader/writers whose arrays are the study's voxel order (SimpleITK's (z, y, x)); NibabelIOWithReorient
+#: first turns the image to the closest RAS axes, as nibabel's as_closest_canonical does
+_VOXEL_ORDER_READERS = ("SimpleITKIO", "SimpleITKWithSpacingIO", "NibabelIO", "Tiff3DIO", "NaturalImage2DIO")
+_RAS_READERS = ("NibabelIOWithReorient",)
+
+
+def ras_reorientation(direction: np.ndarray) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    """For index axes (i, j, k): which source axis becomes canonical axis 0, 1, 2 (towards R, A, S) and flips."""
+    wanted_sign = (-1.0, -1.0, 1.0)  # R, A, S in LPS world coordinates
+    order = [0, 0, 0]
+    flips = [False, False, False]
+    taken: set[int] = set()
+    for axis in np.argsort(-np.abs(direction).max(axis=0)):  # the most clearly aligned axes first
+        column = np.abs(direction[:, axis]).copy()
+        column[list(taken)] = -1
+        world = int(np.argmax(column))
+        taken.add(world)
+        order[world] = int(axis)
+        flips[world] = bool(np.sign(direction[world, axis]) != wanted_sign[world])
+    return tuple(order), tuple(flips)  # type: ignore[return-value]
+
+
+def _to_ras(array_zyx: np.ndarray, spacing_zyx: tuple, direction: np.ndarray):
+    order, flips = ras_reorientation(direction)
+    ijk = np.moveaxis(array_zyx, (-1, -2, -3), (-3, -2, -1))  # (..., i, j, k)
+    lead = ijk.ndim - 3
+    ijk = ijk.transpose((*range(lead), *[lead + a for a in order]))
+    ijk = np.flip(ijk, [lead + t for t in range(3) if flips[t]]) if any(flips) else ijk
+    spacing_ijk = spacing_zyx[::-1]
+    canonical_spacing = tuple(spacing_ijk[a] for a in order)
+    return np.ascontiguousarray(np.moveaxis(ijk, (-1, -2, -3), (-3, -2, -1))), canonical_spacing[::-1], (order, flips)
+
+
+def _from_ras(array_zyx: np.ndarray, how) -> np.ndarray:
+    order, flips = how
+    ijk = np.moveaxis(array_zyx, (-1, -2, -3), (-3, -2, -1))
+    lead = ijk.ndim - 3
+    ijk = np.flip(ijk, [lead + t for t in range(3) if flips[t]]) if any(flips) else ijk
+    inverse = np.argsort(order)
+    ijk = ijk.transpose((*range(lead), *[lead + int(a) for a in inverse]))
+    return np.ascontiguousarray(np.moveaxis(ijk, (-1, -2, -3), (-3, -2, -1)))
+
+
 @dataclass
 class _Fold:
     name: str
@@ -223,6 +266,24 @@ class NnUNetPredictor:
             full[0][outside.transpose(self.model.transpose_backward)] = 1.0
         return np.ascontiguousarray(segmentation), np.ascontiguousarray(full)
 
+    def predict_volume(self, volume: Volume, options: InferenceOptions | None = None,
+                       progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None,
+                       mirroring: bool = True) -> np.ndarray:
+        """Labels on ``volume``'s own grid, the image read as the plans' ``image_reader_writer`` reads it."""
+        reader = str(self.model.plans.get("image_reader_writer") or "SimpleITKIO")
+        array = np.asarray(volume.array)[None]
+        spacing_zyx = tuple(float(s) for s in volume.geometry.spacing[::-1])
+        if reader in _RAS_READERS:
+            array, spacing_zyx, how = _to_ras(array, spacing_zyx, volume.geometry.direction_matrix)
+            labels, _ = self.predict(array, spacing_zyx, options, progress, cancel, mirroring=mirroring)
+            return _from_ras(labels, how)
+        if reader not in _VOXEL_ORDER_READERS:
+            raise ModelError(f"field 'image_reader_writer' is '{reader}', which medviewer does not know how to "
+                             f"mimic (it knows {', '.join(_VOXEL_ORDER_READERS + _RAS_READERS)})",
+                             self.model.plans_path)
+        labels, _ = self.predict(array, spacing_zyx, options, progress, cancel, mirroring=mirroring)
+        return labels
+
     def to(self, device: torch.device) -> "NnUNetPredictor":
         self.device = torch.device(device)
         self.network.to(self.device)
@@ -257,20 +318,16 @@ class NnUNetRunner:
         result.warnings += device_warnings
         progress(0.0, f"{manifest.display_name}: loading the folds")
         predictor = self.predictor
-        array = np.asarray(volume.array)[None]
-        spacing_zyx = tuple(float(s) for s in volume.geometry.spacing[::-1])
         with devices.cpu_threads(options.cpu_threads), torch.inference_mode():
             try:
-                labels, _ = predictor.to(device).predict(array, spacing_zyx, options, progress, cancel,
-                                                         mirroring=options.mirroring)
+                labels = predictor.to(device).predict_volume(volume, options, progress, cancel, options.mirroring)
             except Exception as error:  # noqa: BLE001 - only memory errors are retried
                 if not devices.is_out_of_memory(error) or device.type == "cpu":
                     raise
                 devices.release_cached_memory(device)
                 result.warnings.append(f"out of memory on {device}; ran on the CPU instead")
                 device = torch.device("cpu")
-                labels, _ = predictor.to(device).predict(array, spacing_zyx, options, progress, cancel,
-                                                         mirroring=options.mirroring)
+                labels = predictor.to(device).predict_volume(volume, options, progress, cancel, options.mirroring)
         table = LabelTable()
         for label in manifest.outputs.labels:
             table.add(label.value, label.name, label.color)
