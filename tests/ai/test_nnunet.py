@@ -376,3 +376,29 @@ def test_nibabel_reorienting_plans_see_the_image_in_ras_axes(tmp_path):
     (folder / "plans.json").write_text(json.dumps(plans))
     with pytest.raises(ModelError, match="'image_reader_writer' is 'MyOwnIO'"):
         NnUNetPredictor(folder).predict_volume(volume)
+
+
+def test_no_mirroring_trainers_and_cancel(tmp_path):
+    """A trainer that allows no mirroring (axes None, e.g. nnUNetTrainerNoMirroring) never flips; cancel stops a run."""
+    from medviewer.core.errors import OperationCancelled
+    from medviewer.core.jobs import CancelToken
+
+    folder = make_trained_model(tmp_path, folds=(0,), mirror_axes=None)
+    predictor = NnUNetPredictor(folder)
+    assert predictor.mirror_axes is None
+    volume = phantom_ct()
+    array, spacing = np.asarray(volume.array)[None], tuple(volume.geometry.spacing[::-1])
+    with_tta, _ = predictor.predict(array, spacing, mirroring=True)
+    without, _ = predictor.predict(array, spacing, mirroring=False)
+    np.testing.assert_array_equal(with_tta, without)
+    cancel = CancelToken()
+    seen = []
+
+    def progress(fraction, message=""):
+        seen.append(fraction)
+        if "window 1/" in message:
+            cancel.cancel()
+
+    with pytest.raises(OperationCancelled):
+        predictor.predict(array, spacing, progress=progress, cancel=cancel)
+    assert seen == sorted(seen) and len(seen) >= 2
