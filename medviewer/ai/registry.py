@@ -25,7 +25,7 @@ from typing import Iterable
 
 from medviewer.ai.manifest import MANIFEST_NAME, MODEL_CARD_NAME, ModelManifest, load_manifest, version_key
 from medviewer.ai.nnunet.folder import RUNTIME_TYPE as NNUNET_RUNTIME
-from medviewer.ai.nnunet.folder import default_first_key, find_nnunet_models, load_nnunet_model
+from medviewer.ai.nnunet.folder import default_first_key, find_nnunet_models, load_nnunet_model, model_name_for
 from medviewer.ai.tasks import Task
 from medviewer.core.errors import ModelError
 from medviewer.core.paths import config_dir, resources_dir, user_models_dir
@@ -196,7 +196,7 @@ class ModelRegistry:
                     manifest = load_nnunet_model(model_folder).manifest()
                 except ModelError as error:
                     broken.append(BrokenPackage(model_folder / "plans.json", error,
-                                                frozenset({model_folder.parent.name.lower()}), model_folder.name))
+                                                frozenset({model_name_for(model_folder.parent.name)}), model_folder.name))
                     continue
                 package = ModelPackage(model_folder, manifest, origin)
                 used = found.get((manifest.name, manifest.version))

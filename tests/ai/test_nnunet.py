@@ -99,6 +99,8 @@ def test_broken_folder_names_the_file(tmp_path):
     assert error.value.path == str(folder / "dataset.json")
     registry = ModelRegistry([(tmp_path, "extra")])
     assert registry.packages == [] and "background" in str(registry.errors[0])
+    with pytest.raises(ModelError, match="'dataset042_phantom' is unavailable: its package could not be loaded"):
+        registry.find("dataset042_phantom")
 
 
 # ---------------------------------------------------------------------------- preprocessing
