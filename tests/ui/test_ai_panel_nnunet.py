@@ -56,3 +56,12 @@ def test_add_nnunet_dataset_folder_and_run_it(qtbot, tmp_path, artifacts_dir):
     np.testing.assert_array_equal(np.asarray(result.label_map.array), expected)
     window.save_screenshot(artifacts_dir / "ai_panel_nnunet.png")
     assert window.session.undo_stack.undo() and result.label_map not in document.label_maps
+
+    panel.mirroring.setChecked(False)  # faster runs without test-time mirroring
+    with qtbot.waitSignal(panel.result_applied, timeout=120000) as blocker:
+        panel.run_selected()
+    quick = blocker.args[0]
+    assert any("mirroring" in w for w in quick.warnings)
+    expected, _ = NnUNetPredictor(full).predict(np.asarray(volume.array)[None], tuple(volume.geometry.spacing[::-1]),
+                                                mirroring=False)
+    np.testing.assert_array_equal(np.asarray(quick.label_map.array), expected)
