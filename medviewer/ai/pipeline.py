@@ -25,6 +25,7 @@ from monai.inferers import sliding_window_inference
 from medviewer.ai import devices
 from medviewer.ai.manifest import ModelManifest, load_manifest
 from medviewer.ai.network_output import check_network_output
+from medviewer.ai.nnunet.folder import RUNTIME_TYPE as NNUNET_RUNTIME
 from medviewer.ai.preprocess import PreparedInput, prepare_input
 from medviewer.ai.registry import ModelPackage
 from medviewer.ai.results import InferenceOptions, InferenceResult
@@ -108,6 +109,7 @@ class ModelRunner:
         self.package = package
         self.manifest = package.manifest
         self._predictor = predictor
+        self._nnunet = None
 
     @property
     def predictor(self) -> Predictor:
@@ -124,6 +126,12 @@ class ModelRunner:
         options: InferenceOptions | None = None,
     ) -> InferenceResult:
         """Run the model on ``volume``; a job function once ``volume`` and ``options`` are bound."""
+        if self.manifest.runtime.type == NNUNET_RUNTIME:  # an nnU-Net result folder: its own predictor
+            if self._nnunet is None:
+                from medviewer.ai.nnunet.predictor import NnUNetRunner
+
+                self._nnunet = NnUNetRunner(self.package)
+            return self._nnunet.run(volume, progress, cancel, options)
         options = options or InferenceOptions()
         cancel = cancel or CancelToken()
         manifest = self.manifest
@@ -299,5 +307,9 @@ def run_model(
 
 
 def load_package(folder: str | Path, origin: str = "extra") -> ModelPackage:
-    """A package straight from a folder, without a registry."""
+    """A package straight from a folder (a model.json package or an nnU-Net trained-model folder)."""
+    from medviewer.ai.nnunet.folder import is_trained_model_folder, load_nnunet_model
+
+    if is_trained_model_folder(folder) and not (Path(folder) / "model.json").is_file():
+        return ModelPackage(Path(folder), load_nnunet_model(folder).manifest(), origin)
     return ModelPackage(Path(folder), load_manifest(folder), origin)

@@ -7,6 +7,11 @@ versions of one model name coexist; ``find("name")`` gives the newest and
 from loading: its ``ModelError`` (naming the file and the field) is kept in
 ``errors`` for the UI or the CLI to show.
 
+nnU-Net v2 result folders are models too (``medviewer.ai.nnunet``): a trained-model folder
+(``<Trainer>__<Plans>__<configuration>/``) that is a models folder itself, sits in one, or sits in a
+``Dataset*/`` folder there. They are named after the dataset, versioned by the folder name, and the
+3d_fullres configuration is the default; ``name:2d`` picks the one whose folder ends in ``__2d``.
+
 Fine-tuned models are simply new packages (same or new name, new version) written
 into ``user_models_dir()``; ``refresh()`` picks them up.
 """
@@ -19,6 +24,8 @@ from pathlib import Path
 from typing import Iterable
 
 from medviewer.ai.manifest import MANIFEST_NAME, MODEL_CARD_NAME, ModelManifest, load_manifest, version_key
+from medviewer.ai.nnunet.folder import RUNTIME_TYPE as NNUNET_RUNTIME
+from medviewer.ai.nnunet.folder import default_first_key, find_nnunet_models, load_nnunet_model, model_name_for
 from medviewer.ai.tasks import Task
 from medviewer.core.errors import ModelError
 from medviewer.core.paths import config_dir, resources_dir, user_models_dir
@@ -91,7 +98,22 @@ class ModelPackage:
         try:
             return path.read_text(encoding="utf-8")
         except OSError:
+            if self.manifest.runtime.type == NNUNET_RUNTIME:
+                return _nnunet_card(self)
             return f"# {self.manifest.display_name}\n\n(This package has no {MODEL_CARD_NAME}.)\n"
+
+
+def _nnunet_card(package: "ModelPackage") -> str:
+    """A card for an nnU-Net result folder, from what its plans and dataset.json say."""
+    manifest = package.manifest
+    labels = "\n".join(f"- {label.value}: {label.name}" for label in manifest.outputs.labels)
+    return (
+        f"# {manifest.display_name}\n\n{manifest.description}\n\n"
+        f"Folder: `{package.folder}`\n\n## Labels\n\n{labels}\n\n"
+        f"## Provenance\n\n- Training data: {manifest.provenance.training_data}\n"
+        f"- Licence (dataset.json): {manifest.provenance.license}\n\n"
+        "Runs offline as nnU-Net's own predictor does (mirroring on unless switched off).\n"
+    )
 
 
 def parse_model_ref(ref: str) -> tuple[str, str | None]:
@@ -165,7 +187,24 @@ class ModelRegistry:
                     duplicates.append(DuplicatePackage(package, used))
                     continue
                 found[(manifest.name, manifest.version)] = package
-        self.packages = sorted(found.values(), key=lambda p: (p.name, version_key(p.version)))
+            for model_folder in find_nnunet_models(folder):
+                resolved = model_folder.resolve()
+                if resolved in seen or (model_folder / MANIFEST_NAME).is_file():
+                    continue
+                seen.add(resolved)
+                try:
+                    manifest = load_nnunet_model(model_folder).manifest()
+                except ModelError as error:
+                    broken.append(BrokenPackage(model_folder / "plans.json", error,
+                                                frozenset({model_name_for(model_folder.parent.name)}), model_folder.name))
+                    continue
+                package = ModelPackage(model_folder, manifest, origin)
+                used = found.get((manifest.name, manifest.version))
+                if used is not None:
+                    duplicates.append(DuplicatePackage(package, used))
+                    continue
+                found[(manifest.name, manifest.version)] = package
+        self.packages = sorted(found.values(), key=_package_sort_key)
         self.broken = broken
         self.duplicates = duplicates
         self.errors = [b.error for b in broken] + [d.error() for d in duplicates]
@@ -197,6 +236,10 @@ class ModelRegistry:
         for package in candidates:
             if package.version == version:
                 return package
+        # nnU-Net models: "name:2d" is the configuration part of "Trainer__Plans__2d"
+        by_configuration = [p for p in candidates if p.version.endswith(f"__{version}")]
+        if by_configuration:
+            return by_configuration[-1]
         available = ", ".join(p.version for p in candidates)
         if broken:
             raise ModelError(
@@ -212,6 +255,13 @@ class ModelRegistry:
             package for package in pool
             if package.manifest.accepts_modality(modality) and (task is None or package.task == task)
         ]
+
+
+def _package_sort_key(package: ModelPackage) -> tuple:
+    """Name, then version: oldest first, so the last is the default (3d_fullres for nnU-Net models)."""
+    if package.manifest.runtime.type == NNUNET_RUNTIME:
+        return (package.name, ((), ""), default_first_key(package.version))
+    return (package.name, version_key(package.version), ())
 
 
 def _broken_package(manifest_path: Path, folder: Path, error: ModelError) -> BrokenPackage:

@@ -26,12 +26,16 @@ class InferenceOptions:
         Interactive callers pass ``devices.interactive_thread_count()``.
     mixed_precision:
         Use autocast on CUDA.
+    mirroring:
+        Test-time augmentation by mirroring, for models that support it (nnU-Net: on by default
+        as in nnU-Net; off is faster).
     """
 
     device: str = "auto"
     batch_size: int | None = None
     cpu_threads: int | None = None
     mixed_precision: bool = True
+    mirroring: bool = True
 
     @classmethod
     def interactive(cls, device: str = "auto") -> "InferenceOptions":

@@ -8,6 +8,9 @@ writer in ``medviewer.ai.tasks``):
 * classification: ``<input>_<model>_probabilities.json``;
 * enhancement: ``<input>_<model>_<image name>.nii.gz`` on the input's grid.
 
+``--model-dir`` also takes nnU-Net v2 result folders (``Trainer__Plans__configuration/`` or a
+``Dataset*/`` folder); ``--model`` may then be left out when that folder holds one model.
+
 A failing input is reported and skipped; the exit code is 2 when any input failed.
 What the reader had to assume about an input is printed as
 ``medviewer infer: warning: PATH: ...`` lines; an input whose voxel size or
@@ -37,6 +40,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", action="append", default=[], metavar="DIR",
                         help="also look for model packages in DIR (repeatable)")
     parser.add_argument("--batch-size", type=int, default=None, help="sliding windows per batch (default: the model's)")
+    parser.add_argument("--no-mirroring", action="store_true",
+                        help="nnU-Net models: skip test-time mirroring (faster, slightly less accurate)")
     parser.add_argument("--list", action="store_true", help="list the available models and exit")
     parser.add_argument("--force", action="store_true",
                         help="run even on an image whose voxel size or orientation was invented by the reader, or "
@@ -81,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     registry = ModelRegistry.default(extra_folders=args.model_dir)
     if args.list:
         return _list_models(registry)
+    if not args.model and args.model_dir:  # one model in the given folders (e.g. an nnU-Net result folder)
+        given = {Path(folder).resolve() for folder in args.model_dir}
+        mine = {p.name for p in registry.packages
+                if any(p.folder.resolve() == g or p.folder.resolve().is_relative_to(g) for g in given)}
+        if len(mine) == 1:
+            args.model = mine.pop()
     if not args.model or not args.inputs or not args.out:
         print("medviewer infer: error: --model, --out and at least one INPUT are needed (or --list)", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -91,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"medviewer: warning: {package.ref} runs from {package.folder}; {duplicate.error()}", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    options = InferenceOptions(device=args.device, batch_size=args.batch_size)
+    options = InferenceOptions(device=args.device, batch_size=args.batch_size, mirroring=not args.no_mirroring)
     bar = _ProgressBar(len(args.inputs), package.manifest.display_name)
     failures = 0
     stems: dict[str, int] = {}
