@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps "dynamic-network-architectures>=0.4" einops  # the nnunet extra, without its CUDA torch
 	touch $(STAMP)
 
 # Installs the X server and libraries GUI tests need; only possible (and only tried) as root.
