@@ -58,14 +58,13 @@ def volume_to_metatensor(volume: Volume):
     affine = _LPS_TO_RAS @ volume.geometry.index_to_world_matrix
     array = np.ascontiguousarray(np.asarray(volume.array, dtype=np.float32).transpose(2, 1, 0))
     meta = {
-        "affine": torch.as_tensor(affine, dtype=torch.float64),
         "original_affine": affine.copy(),
         "spatial_shape": np.asarray(array.shape),
         "original_channel_dim": "no_channel",
         "filename_or_obj": volume.name if hasattr(volume, "name") else "study",
         "space": "RAS",
     }
-    return MetaTensor(torch.from_numpy(array), affine=meta["affine"], meta=meta)
+    return MetaTensor(torch.from_numpy(array), affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
 
 
 @contextmanager
