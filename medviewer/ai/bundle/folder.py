@@ -161,7 +161,8 @@ class MonaiBundle:
         """How the registry, the AI panel and ``medviewer infer`` see this bundle."""
         labels = tuple(LabelSpec(v, n, default_color(v)) for v, n in sorted(self.channel_def.items()) if v > 0)
         modality = _modality(self.metadata, self.input_key)
-        overlap = self.config.get("inferer", {}).get("overlap", 0.25) if isinstance(self.config.get("inferer"), dict) else 0.25
+        inferer = self.config.get("inferer")
+        overlap = inferer.get("overlap", 0.25) if isinstance(inferer, dict) else 0.25
         intensity = "; ".join(self.intensity_transforms) or "none"
         licence = str(self.metadata.get("license") or self.metadata.get("licence") or "see the bundle's LICENSE")
         return ModelManifest(
@@ -235,8 +236,7 @@ def load_bundle(folder: str | Path) -> MonaiBundle:
     for section in ("preprocessing", "network_def", "inferer"):
         if section not in config:
             raise ModelError(f"field '{section}' is missing", config_path)
-    weights = next(folder / w for w in WEIGHTS if (folder / w).is_file()) if any(
-        (folder / w).is_file() for w in WEIGHTS) else None
+    weights = next((folder / w for w in WEIGHTS if (folder / w).is_file()), None)  # model.pt first
     if weights is None:
         raise ModelError(f"the MONAI bundle has no {' or '.join(WEIGHTS)}", folder)
     return MonaiBundle(folder, metadata, config, config_path, weights, str(input_key), str(output_key), channels, labels)
