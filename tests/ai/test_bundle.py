@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -171,6 +172,9 @@ def test_study_grid_without_invertd_in_the_bundle(tmp_path):
     (lambda c: c.update({"loader": {"_target_": "torch.load", "f": "x.pt"}}), "target 'torch.load' can load"),
     (lambda c: c.update({"run": {"_target_": "monai.bundle.run"}}), "target 'monai.bundle.run' can load"),
     (lambda c: c.update({"more": "%other.json#network_def"}), "reads another file"),
+    (lambda c: c.update({"writer": {"_target_": "open", "file": "x", "mode": "w"}}),  # pydoc would find builtins.open
+     "writer#_target_: target 'open' is not a MONAI component"),
+    (lambda c: c.update({"runner": {"_target_": "run"}}), "target 'monai.bundle.scripts.run' can load"),
     (lambda c: c["network_def"].update({"_target_": "scripts.net.Net"}), "not a module in the bundle's scripts/"),
 ])
 def test_untrusted_configs_are_refused_naming_the_target(tmp_path, change, problem):
@@ -291,3 +295,27 @@ def test_infer_cli_runs_a_bundle_end_to_end(tmp_path):
     config["network"] = "$@network_def.to('cpu')"
     bad = make_bundle(tmp_path / "bad", config=config)
     assert main(["infer", "--model-dir", str(bad), str(nifti), "--out", str(tmp_path / "out2"), "--device", "cpu"]) != 0
+
+
+def test_each_bundle_gets_its_own_scripts_network(tmp_path):
+    """Every bundle calls its package ``scripts``: a second bundle must not get the first one's module."""
+    sources = {"plain": "from monai.networks.nets import UNet as Net\n",
+               "negated": ("from monai.networks.nets import UNet\n\n\nclass Net(UNet):\n"
+                           "    def forward(self, x):\n        return -super().forward(x)\n")}
+    folders = {}
+    for name, source in sources.items():
+        config = copy.deepcopy(INFERENCE)
+        config["network_def"]["_target_"] = "scripts.net.Net"
+        folders[name] = make_bundle(tmp_path, name=name, config=config)
+        (folders[name] / "scripts").mkdir()
+        (folders[name] / "scripts" / "__init__.py").write_text("")
+        (folders[name] / "scripts" / "net.py").write_text(source)
+    volume = phantom_ct()
+    with torch.inference_mode():
+        plain, plain_probabilities = BundlePredictor(folders["plain"]).predict_volume(volume)
+        negated, negated_probabilities = BundlePredictor(folders["negated"]).predict_volume(volume)
+        reference, _ = BundlePredictor(make_bundle(tmp_path, name="reference")).predict_volume(volume)
+    np.testing.assert_array_equal(plain, reference)
+    assert int((plain != negated).sum()) > 10000
+    assert not np.allclose(plain_probabilities, negated_probabilities)
+    assert "scripts" not in sys.modules

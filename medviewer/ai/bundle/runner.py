@@ -67,15 +67,24 @@ def volume_to_metatensor(volume: Volume):
     return MetaTensor(torch.from_numpy(array), affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
 
 
+def _forget_scripts() -> None:
+    """Drop imported ``scripts`` modules: every bundle names its own package ``scripts``."""
+    for name in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
+        del sys.modules[name]
+
+
 @contextmanager
 def _bundle_on_path(folder: Path):
-    """The bundle's ``scripts`` package importable while its network is built (as ``monai.bundle`` does)."""
+    """The bundle's ``scripts`` package importable while its parts are built (as ``monai.bundle`` does),
+    and never another bundle's (or a cached one): they all share the name."""
     added = str(folder) not in sys.path
     if added:
         sys.path.insert(0, str(folder))
+    _forget_scripts()
     try:
         yield
     finally:
+        _forget_scripts()
         if added:
             sys.path.remove(str(folder))
 
