@@ -319,3 +319,22 @@ def test_each_bundle_gets_its_own_scripts_network(tmp_path):
     assert int((plain != negated).sum()) > 10000
     assert not np.allclose(plain_probabilities, negated_probabilities)
     assert "scripts" not in sys.modules
+
+
+def test_progress_per_window_batch_and_cancel_between_batches(tmp_path):
+    from medviewer.core.errors import OperationCancelled
+    from medviewer.core.jobs import CancelToken
+
+    predictor = BundlePredictor(make_bundle(tmp_path))
+    messages = []
+    with torch.inference_mode():
+        predictor.predict_volume(phantom_ct(), progress=lambda fraction, text: messages.append((fraction, text)))
+    assert [text for _, text in messages] == ["window batch 1/2", "window batch 2/2"]
+    assert messages[-1][0] == pytest.approx(0.95)
+    cancel = CancelToken()
+
+    def cancel_after_first(_fraction, _text):
+        cancel.cancel()
+
+    with pytest.raises(OperationCancelled), torch.inference_mode():
+        predictor.predict_volume(phantom_ct(), progress=cancel_after_first, cancel=cancel)

@@ -61,7 +61,7 @@ def volume_to_metatensor(volume: Volume):
         "original_affine": affine.copy(),
         "spatial_shape": np.asarray(array.shape),
         "original_channel_dim": "no_channel",
-        "filename_or_obj": volume.name if hasattr(volume, "name") else "study",
+        "filename_or_obj": volume.name or "study",
         "space": "RAS",
     }
     return MetaTensor(torch.from_numpy(array), affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
@@ -116,7 +116,6 @@ class BundlePredictor:
                 raise ModelError(f"MONAI could not build the bundle: {type(error).__name__}: {error}",
                                  self.bundle.config_path) from error
         transforms = list(getattr(self.preprocessing, "transforms", [self.preprocessing]))
-        self.load_keys = [t for t in transforms if _name(t) in _LOADERS]
         self.prepare = Compose([t for t in transforms if _name(t) not in _LOADERS])
         self.post = [t for t in getattr(post, "transforms", [post] if post is not None else []) if _name(t) not in _WRITERS]
         self.device = torch.device("cpu")
@@ -155,7 +154,8 @@ class BundlePredictor:
         key, out_key = self.bundle.input_key, self.bundle.output_key
         data = self.prepare({key: volume_to_metatensor(volume)})
         cancel.raise_if_cancelled()
-        calls = 0
+        image = data[key]
+        calls, expected = 0, self._expected_calls(tuple(image.shape[1:]))
 
         def network(batch: torch.Tensor) -> torch.Tensor:
             nonlocal calls
@@ -170,10 +170,9 @@ class BundlePredictor:
                 raise ModelError(f"the bundle's network failed on an input of shape {tuple(batch.shape)}: {error}",
                                  self.bundle.folder) from error
             calls += 1
-            progress(min(0.95, 0.1 + 0.85 * (1 - 1 / (1 + calls / 4))), f"network call {calls}")
+            progress(0.1 + 0.85 * min(1.0, calls / expected), f"window batch {calls}/{expected}")
             return out
 
-        image = data[key]
         pred = self.inferer(image[None].to(self.device), network)
         data[out_key] = pred[0].to("cpu")
         probabilities = None
@@ -198,6 +197,17 @@ class BundlePredictor:
             raise ModelError(f"the bundle's result has shape {labels.shape}, the study {volume.geometry.shape}",
                              self.bundle.folder)
         return labels, probabilities
+
+    def _expected_calls(self, shape: tuple[int, ...]) -> int:
+        """Network calls a SlidingWindowInferer makes on ``shape`` (1 for other inferers), for the progress bar."""
+        roi = getattr(self.inferer, "roi_size", None)
+        if roi is None or len(shape) != 3:
+            return 1
+        from medviewer.ai.pipeline import count_window_batches
+
+        roi = tuple(int(r) if r > 0 else s for r, s in zip(roi, shape))
+        return count_window_batches(shape, roi, float(getattr(self.inferer, "overlap", 0.25)),
+                                    int(getattr(self.inferer, "sw_batch_size", 1)))
 
     def _labels(self, pred: torch.Tensor) -> np.ndarray:
         """(x, y, z) label values: argmax over channels, or the single channel rounded."""
