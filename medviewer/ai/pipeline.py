@@ -23,6 +23,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from medviewer.ai import devices
+from medviewer.ai.bundle.folder import RUNTIME_TYPE as BUNDLE_RUNTIME
 from medviewer.ai.manifest import ModelManifest, load_manifest
 from medviewer.ai.network_output import check_network_output
 from medviewer.ai.nnunet.folder import RUNTIME_TYPE as NNUNET_RUNTIME
@@ -109,7 +110,7 @@ class ModelRunner:
         self.package = package
         self.manifest = package.manifest
         self._predictor = predictor
-        self._nnunet = None
+        self._folder_runner = None  # nnU-Net or bundle runner, built on first use
 
     @property
     def predictor(self) -> Predictor:
@@ -127,11 +128,17 @@ class ModelRunner:
     ) -> InferenceResult:
         """Run the model on ``volume``; a job function once ``volume`` and ``options`` are bound."""
         if self.manifest.runtime.type == NNUNET_RUNTIME:  # an nnU-Net result folder: its own predictor
-            if self._nnunet is None:
+            if self._folder_runner is None:
                 from medviewer.ai.nnunet.predictor import NnUNetRunner
 
-                self._nnunet = NnUNetRunner(self.package)
-            return self._nnunet.run(volume, progress, cancel, options)
+                self._folder_runner = NnUNetRunner(self.package)
+            return self._folder_runner.run(volume, progress, cancel, options)
+        if self.manifest.runtime.type == BUNDLE_RUNTIME:  # a MONAI bundle: its own transforms and inferer
+            if self._folder_runner is None:
+                from medviewer.ai.bundle.runner import BundleRunner
+
+                self._folder_runner = BundleRunner(self.package)
+            return self._folder_runner.run(volume, progress, cancel, options)
         options = options or InferenceOptions()
         cancel = cancel or CancelToken()
         manifest = self.manifest
@@ -307,9 +314,12 @@ def run_model(
 
 
 def load_package(folder: str | Path, origin: str = "extra") -> ModelPackage:
-    """A package straight from a folder (a model.json package or an nnU-Net trained-model folder)."""
+    """A package straight from a folder (a model.json package, an nnU-Net trained-model folder, a MONAI bundle)."""
+    from medviewer.ai.bundle.folder import is_bundle_folder, load_bundle
     from medviewer.ai.nnunet.folder import is_trained_model_folder, load_nnunet_model
 
+    if is_bundle_folder(folder) and not (Path(folder) / "model.json").is_file():
+        return ModelPackage(Path(folder), load_bundle(folder).manifest(), origin)
     if is_trained_model_folder(folder) and not (Path(folder) / "model.json").is_file():
         return ModelPackage(Path(folder), load_nnunet_model(folder).manifest(), origin)
     return ModelPackage(Path(folder), load_manifest(folder), origin)

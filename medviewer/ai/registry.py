@@ -12,6 +12,10 @@ nnU-Net v2 result folders are models too (``medviewer.ai.nnunet``): a trained-mo
 ``Dataset*/`` folder there. They are named after the dataset, versioned by the folder name, and the
 3d_fullres configuration is the default; ``name:2d`` picks the one whose folder ends in ``__2d``.
 
+MONAI bundles (``medviewer.ai.bundle``: ``configs/metadata.json``, ``configs/inference.json|yaml``,
+``models/model.pt|ts``) are models too, named and versioned by their metadata.json, found as a models
+folder themselves or directly in one.
+
 Fine-tuned models are simply new packages (same or new name, new version) written
 into ``user_models_dir()``; ``refresh()`` picks them up.
 """
@@ -23,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from medviewer.ai.bundle.folder import RUNTIME_TYPE as BUNDLE_RUNTIME
+from medviewer.ai.bundle.folder import find_bundles, load_bundle
+from medviewer.ai.bundle.folder import model_name_for as bundle_name_for
 from medviewer.ai.manifest import MANIFEST_NAME, MODEL_CARD_NAME, ModelManifest, load_manifest, version_key
 from medviewer.ai.nnunet.folder import RUNTIME_TYPE as NNUNET_RUNTIME
 from medviewer.ai.nnunet.folder import default_first_key, find_nnunet_models, load_nnunet_model, model_name_for
@@ -100,6 +107,8 @@ class ModelPackage:
         except OSError:
             if self.manifest.runtime.type == NNUNET_RUNTIME:
                 return _nnunet_card(self)
+            if self.manifest.runtime.type == BUNDLE_RUNTIME:
+                return _bundle_card(self)
             return f"# {self.manifest.display_name}\n\n(This package has no {MODEL_CARD_NAME}.)\n"
 
 
@@ -113,6 +122,22 @@ def _nnunet_card(package: "ModelPackage") -> str:
         f"## Provenance\n\n- Training data: {manifest.provenance.training_data}\n"
         f"- Licence (dataset.json): {manifest.provenance.license}\n\n"
         "Runs offline as nnU-Net's own predictor does (mirroring on unless switched off).\n"
+    )
+
+
+def _bundle_card(package: "ModelPackage") -> str:
+    """A card for a MONAI bundle: its docs/README.md, or what its metadata and inference config say."""
+    manifest = package.manifest
+    try:
+        readme = (package.folder / "docs" / "README.md").read_text(encoding="utf-8")
+    except OSError:
+        readme = ""
+    labels = "\n".join(f"- {label.value}: {label.name}" for label in manifest.outputs.labels)
+    spacing = " x ".join(f"{v:g}" for v in manifest.input.spacing) + " mm" if manifest.input.spacing else "as given"
+    return (
+        f"# {manifest.display_name}\n\n{manifest.description}\n\nFolder: `{package.folder}`\n\n"
+        f"## Labels\n\n{labels}\n\nResampled to {spacing}.\n\n"
+        f"- Licence: {manifest.provenance.license}\n\n{readme}"
     )
 
 
@@ -199,6 +224,23 @@ class ModelRegistry:
                                                 frozenset({model_name_for(model_folder.parent.name)}), model_folder.name))
                     continue
                 package = ModelPackage(model_folder, manifest, origin)
+                used = found.get((manifest.name, manifest.version))
+                if used is not None:
+                    duplicates.append(DuplicatePackage(package, used))
+                    continue
+                found[(manifest.name, manifest.version)] = package
+            for bundle_folder in find_bundles(folder):
+                resolved = bundle_folder.resolve()
+                if resolved in seen or (bundle_folder / MANIFEST_NAME).is_file():
+                    continue
+                seen.add(resolved)
+                try:
+                    manifest = load_bundle(bundle_folder).manifest()
+                except ModelError as error:
+                    broken.append(BrokenPackage(bundle_folder / "configs" / "metadata.json", error,
+                                                frozenset({bundle_name_for(bundle_folder.name)})))
+                    continue
+                package = ModelPackage(bundle_folder, manifest, origin)
                 used = found.get((manifest.name, manifest.version))
                 if used is not None:
                     duplicates.append(DuplicatePackage(package, used))

@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.ai.bundle.folder import RUNTIME_TYPE as BUNDLE_RUNTIME
+from medviewer.ai.bundle.trust import is_trusted, set_trusted
 from medviewer.ai.registry import ModelPackage
 from medviewer.ai.results import InferenceOptions, InferenceResult
 from medviewer.ai.tasks import Task, task_hooks
@@ -140,6 +142,13 @@ class AIPanel(QWidget):
         self.mirroring.setToolTip("Average the prediction over mirrored copies, as nnU-Net does by default; "
                                   "off is several times faster")
         self.mirroring.setChecked(True)
+        # MONAI bundles: their config may name any Python callable; only the user can allow that
+        self.trust_bundle = QCheckBox("Trust this bundle (let its configuration run any Python code)")
+        self.trust_bundle.setToolTip("By default a MONAI bundle may only use monai.* and torch.* and its own "
+                                     "network script; tick this only for bundles from authors you trust. "
+                                     "Remembered for this bundle until its configs/ or scripts/ change.")
+        self.trust_bundle.toggled.connect(self._on_trust_toggled)
+        self.trust_bundle.hide()
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run_selected)
         self.cancel_button = QPushButton("Cancel")
@@ -188,6 +197,7 @@ class AIPanel(QWidget):
         layout.addLayout(options)
         layout.addWidget(self.replace_previous)
         layout.addWidget(self.mirroring)
+        layout.addWidget(self.trust_bundle)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -266,10 +276,31 @@ class AIPanel(QWidget):
 
     def _show_card(self, *_args) -> None:
         package = self.selected_package()
+        self._sync_trust(package)
         if package is None:
             self.card.setMarkdown("")
             return
         self.card.setMarkdown(package.model_card())
+
+    def _sync_trust(self, package: ModelPackage | None) -> None:
+        is_bundle = package is not None and package.manifest.runtime.type == BUNDLE_RUNTIME
+        self.trust_bundle.setVisible(is_bundle)
+        self.trust_bundle.blockSignals(True)
+        self.trust_bundle.setChecked(bool(is_bundle and is_trusted(package.folder)))
+        self.trust_bundle.blockSignals(False)
+
+    def _on_trust_toggled(self, checked: bool) -> None:
+        package = self.selected_package()
+        if package is None or package.manifest.runtime.type != BUNDLE_RUNTIME:
+            return
+        try:
+            set_trusted(package.folder, checked)
+        except OSError as error:
+            show_error(self, "Cannot save the bundle's trust setting", str(error))
+            self._sync_trust(package)
+            return
+        self._set_status(f"{package.manifest.display_name}: " + (
+            "trusted, its configuration may run any code" if checked else "not trusted, only monai/torch allowed"))
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder with model packages")
