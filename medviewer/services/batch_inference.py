@@ -152,7 +152,7 @@ def done_record(study: Study, out: Path, model_name: str, model_ref: str, series
     except (OSError, ValueError):
         return None
     if (not isinstance(record, dict) or record.get("status") != "ok" or record.get("model") != model_ref
-            or record.get("study") != study.path or record.get("series_requested") != series
+            or os.path.abspath(str(record.get("study"))) != os.path.abspath(study.path) or record.get("series_requested") != series
             or not record.get("outputs")):
         return None
     for output in record["outputs"]:
