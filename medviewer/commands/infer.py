@@ -168,16 +168,17 @@ def _run_batch(args: argparse.Namespace, service, package, out: Path, options) -
                                       resume=args.resume, group=group, error_text=_error_text)
         finally:
             bar.close()
-        if args.resume:
-            done = group.gather(summary.resumed)
-            if group.is_main and sum(done):
-                print(f"medviewer infer: {sum(done)} of {len(studies)} studies already done (--resume): skipped",
-                      file=sys.stderr)
+        done = sum(1 for row in summary.rows if row.get("resumed"))
+        if group.is_main and done:
+            print(f"medviewer infer: {done} of {len(studies)} studies already done (--resume): skipped", file=sys.stderr)
         if group.is_main:
             print(f"wrote {out / 'results.csv'} and {out / 'results.json'} ({len(studies)} studies)")
             if summary.failed:
                 print(f"medviewer infer: {summary.failed} of {len(studies)} studies failed (see the table)",
                       file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        group.barrier()  # a rank exiting 2 makes torchrun stop the others: only once rank 0 has said all
     finally:
         group.close()
     return EXIT_USER_ERROR if summary.failed else 0
