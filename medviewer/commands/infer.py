@@ -17,6 +17,13 @@ What the reader had to assume about an input is printed as
 orientation was invented, or that holds NaN/Inf voxels, is refused unless ``--force``
 (see ``medviewer.services.load_warnings``).
 ``--list`` prints the available models (and packages that could not be loaded).
+
+Batch runs (``--batch``: every INPUT folder holds one study per subfolder or image file;
+``--study-list FILE``: one path per line) write one result folder per study and
+``results.csv``/``results.json`` into DIR, skip with ``--resume`` the studies whose
+recorded outputs are still there and intact, and run data parallel under ``torchrun``
+(``medviewer.services.batch_inference``). The exit code is 0 when every study
+succeeded, 2 when any failed (each failure is a row of the table).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import sys
 from pathlib import Path
 
 from medviewer.cli import EXIT_USER_ERROR, command
+from medviewer.services.batch_inference import infer_study, output_stem
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,16 +51,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-mirroring", action="store_true",
                         help="nnU-Net models: skip test-time mirroring (faster, slightly less accurate)")
     parser.add_argument("--list", action="store_true", help="list the available models and exit")
+    parser.add_argument("--batch", action="store_true",
+                        help="batch run: each INPUT folder holds one study per subfolder or image file; one result "
+                             "folder per study and OUT/results.csv|json (also under torchrun: each rank a share)")
+    parser.add_argument("--study-list", metavar="FILE", default=None,
+                        help="batch run over the studies listed in FILE (one path per line; # comments)")
+    parser.add_argument("--resume", action="store_true",
+                        help="batch run: skip studies already done whose recorded outputs are intact")
     parser.add_argument("--force", action="store_true",
                         help="run even on an image whose voxel size or orientation was invented by the reader, or "
                              "that holds NaN/Inf voxels (those get the image's lowest value)")
-
-
-def output_stem(path: str) -> str:
-    """File-name stem for an input: its name without image extensions (``ct.nii.gz`` -> ``ct``)."""
-    name = Path(path.rstrip("/\\")).name or "input"
-    name = re.sub(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm|\.png|\.jpe?g|\.tiff?)$", "", name, flags=re.I)
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "input"
 
 
 def _list_models(registry) -> int:
@@ -92,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
                 if any(p.folder.resolve() == g or p.folder.resolve().is_relative_to(g) for g in given)}
         if len(mine) == 1:
             args.model = mine.pop()
-    if not args.model or not args.inputs or not args.out:
-        print("medviewer infer: error: --model, --out and at least one INPUT are needed (or --list)", file=sys.stderr)
+    batch = args.batch or args.resume or args.study_list is not None
+    if not args.model or not (args.inputs or args.study_list) or not args.out:
+        print("medviewer infer: error: --model, --out and at least one INPUT (or --study-list) are needed (or --list)",
+              file=sys.stderr)
         return EXIT_USER_ERROR
     service = InferenceService(registry)
     package = service.find(args.model)  # an unknown model is a user error: reported by the CLI
@@ -103,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     options = InferenceOptions(device=args.device, batch_size=args.batch_size, mirroring=not args.no_mirroring)
+    if batch:
+        return _run_batch(args, service, package, out, options)
     bar = _ProgressBar(len(args.inputs), package.manifest.display_name)
     failures = 0
     stems: dict[str, int] = {}
@@ -113,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
             if stems[stem] > 1:
                 stem = f"{stem}-{stems[stem]}"
             try:
-                written = _infer_one(service, package, path, args.series, out / f"{stem}_{package.name}", options,
-                                     bar.for_input(number, path), bar.write, args.force)
+                written, _series = infer_study(service, package, path, args.series, out / f"{stem}_{package.name}",
+                                               options, bar.for_input(number, path), bar.write, args.force)
             except MedviewerError as error:
                 failures += 1
                 bar.write(f"medviewer: error: {error}" if _names_input(error, path) else f"medviewer: error: {path}: {error}")
@@ -136,49 +148,61 @@ def _names_input(error, path: str) -> bool:
     return Path(error.path).resolve().is_relative_to(Path(path).resolve())
 
 
-def _infer_one(service, package, path: str, series, prefix: Path, options, progress, say, force: bool) -> list[str]:
-    """Load ``path``, run the model, write its outputs beside ``prefix``; returns lines to print.
+def _run_batch(args: argparse.Namespace, service, package, out: Path, options) -> int:
+    """The batch mode: studies from the INPUT folders/files and --study-list, this rank's share, the table."""
+    from medviewer.ai.parallel import join_batch_group
+    from medviewer.services import batch_inference as batch
 
-    The reader's warnings are said (``say``) at once, so they are seen even when the
-    input is then refused.
-    """
-    from medviewer.ai.tasks import task_hooks
-    from medviewer.core.jobs import scaled_progress
-    from medviewer.services import load_warnings
-    from medviewer.services.open_study import open_path
+    studies = batch.plan_studies(batch.collect_studies(args.inputs, args.study_list))
+    group = join_batch_group(args.device)
+    try:
+        mine = len(batch.share(studies, group.rank, group.world_size))
+        title = package.manifest.display_name + (f" [rank {group.rank}/{group.world_size}]" if group.active else "")
+        bar = _ProgressBar(mine, title, show=group.is_main)
 
-    volume, _series, _found = open_path(path, series, scaled_progress(progress, 0.0, 0.2))
-    for warning in volume.metadata.warnings:
-        say(f"medviewer infer: warning: {path}: {warning}")
-    if not force:
-        load_warnings.check_model_input(volume, path)
-    elif load_warnings.non_finite_count(volume):
-        count = load_warnings.non_finite_count(volume)
-        volume, lowest = load_warnings.fill_non_finite(volume)
-        voxels = "voxel was" if count == 1 else "voxels were"
-        say(f"medviewer infer: warning: {path}: --force: the {count} NaN/Inf {voxels} given the value {lowest:g} "
-            "for the model; its output there is not based on image data")
-    result = service.run(package, volume, scaled_progress(progress, 0.2, 1.0), options=options)
-    lines = [f"medviewer: warning: {path}: {w}" for w in result.warnings]
-    header = {"model": package.ref, "model_title": package.manifest.title, "input": str(path),
-              "device": result.device, "seconds": round(result.seconds, 3), "geometry": volume.geometry.to_dict()}
-    return lines + task_hooks(package.task).write(result, prefix, header, package.manifest, volume.geometry)
+        def infer(path, prefix, progress, say):
+            return infer_study(service, package, path, args.series, prefix, options, progress, say, args.force)
+
+        try:
+            summary = batch.run_batch(studies, out, package.name, package.ref, infer, bar, series=args.series,
+                                      resume=args.resume, group=group, error_text=_error_text)
+        finally:
+            bar.close()
+        done = sum(1 for row in summary.rows if row.get("resumed"))
+        if group.is_main and done:
+            print(f"medviewer infer: {done} of {len(studies)} studies already done (--resume): skipped", file=sys.stderr)
+        if group.is_main:
+            print(f"wrote {out / 'results.csv'} and {out / 'results.json'} ({len(studies)} studies)")
+            if summary.failed:
+                print(f"medviewer infer: {summary.failed} of {len(studies)} studies failed (see the table)",
+                      file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        group.barrier()  # a rank exiting 2 makes torchrun stop the others: only once rank 0 has said all
+    finally:
+        group.close()
+    return EXIT_USER_ERROR if summary.failed else 0
+
+
+def _error_text(error, path: str) -> str:
+    return str(error) if _names_input(error, path) else f"{path}: {error}"
 
 
 class _ProgressBar:
     """One tqdm bar over all inputs on stderr (only when stderr is a terminal)."""
 
-    def __init__(self, inputs: int, description: str) -> None:
+    def __init__(self, inputs: int, description: str, show: bool = True) -> None:
         self._bar = None
-        if sys.stderr.isatty():
+        if show and sys.stderr.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(total=inputs * 1000, desc=description, file=sys.stderr, unit="",
                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+            self._inputs = inputs
 
     def for_input(self, number: int, path: str):
         if self._bar is not None:
-            self._bar.set_postfix_str(f"{number + 1}: {Path(path).name}")
+            self._bar.set_postfix_str(f"{number + 1}/{self._inputs}: {Path(path).name}")
 
         def report(fraction: float, message: str = "") -> None:
             if self._bar is not None:
