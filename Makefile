@@ -16,15 +16,24 @@ APT_PACKAGES := xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxc
 # orthanc(-dicomweb): the real PACS the tests/services/test_pacs_* tests start on loopback ports.
 # Debian's package also installs a system service; the tests never use it, so system-deps stops it.
 
+# nnU-Net's own predictor and dataset check, for the tests that compare medviewer with them
+# (tests/ai/test_nnunet.py, tests/io/test_nnunet_dataset.py). Installed without dependencies,
+# because nnunetv2's metadata pulls a CUDA torch; this is exactly what its predictor imports.
+NNUNET_TEST_PACKAGES := nnunetv2==2.8.1 acvl-utils==0.2.6 batchgenerators==0.25.5 batchgeneratorsv2==0.3.6 \
+	blosc2==4.15.0 cloudpickle==3.1.3 connected-components-3d==4.1.1 joblib==1.6.0 msgpack==1.2.4 \
+	narwhals==2.29.0 ndindex==1.10.1 pandas==3.1.1 scikit-learn==1.9.1 seaborn==0.13.2 threadpoolctl==3.8.0 \
+	httpx==0.29.0
+
 .PHONY: demo test lint unit gui system-deps venv bench package package-test demo-models clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[test]"
 	$(PY) -m pip install --quiet --no-deps "dynamic-network-architectures>=0.4" einops  # the nnunet extra, without its CUDA torch
+	$(PY) -m pip install --quiet --no-deps $(NNUNET_TEST_PACKAGES)
 	touch $(STAMP)
 
 # Installs the X server and libraries GUI tests need; only possible (and only tried) as root.
