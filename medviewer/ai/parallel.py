@@ -24,13 +24,12 @@ BATCH_TIMEOUT = timedelta(days=7)
 
 
 @dataclass
-class BatchGroup:
-    """This process's rank in the batch (rank 0 of 1 when not under torchrun)."""
+class ProcessGroupPlace:
+    """Where this process stands in a (possibly one-process) torch.distributed group."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    owns_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -43,6 +42,13 @@ class BatchGroup:
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+
+@dataclass
+class BatchGroup(ProcessGroupPlace):
+    """This process's rank in the batch (rank 0 of 1 when not under torchrun)."""
+
+    owns_group: bool = False
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value`` (picklable), in rank order, on every rank."""

@@ -103,3 +103,18 @@ def load_segmentations(
             problems.append(str(error))
     progress(1.0, "Segmentations read")
     return label_maps, problems
+
+
+def dicom_source_files(document) -> list[str]:
+    """The DICOM files the open study's image was read from ([] when it did not come from DICOM).
+
+    What a DICOM SEG export references (File > Export DICOM SEG..., Send to PACS).
+    """
+    from medviewer.io.dicom_seg import series_files  # highdicom: only when exporting
+
+    series = document.series
+    metadata = document.volume.metadata
+    sources = list(series.files) if series is not None and series.files else []
+    if not sources and metadata.source_format.upper() == "DICOM" and metadata.source_path:
+        sources = series_files([metadata.source_path], metadata.series_uid)
+    return sources

@@ -447,18 +447,15 @@ class EditingUi(QObject):
 
     def export_seg(self, path: str | os.PathLike[str]) -> bool:
         """Export the active label map as DICOM SEG over the series' DICOM files."""
-        from medviewer.io.dicom_seg import export_dicom_seg, series_files
+        from medviewer.io.dicom_seg import export_dicom_seg
+        from medviewer.services.open_study import dicom_source_files
 
         document = self.controller.document if self.controller is not None else None
         label_map = document.active_label_map if document is not None else None
         if label_map is None:
             dialogs.show_error(self.window, "Export DICOM SEG", "There is no label map to export.")
             return False
-        series = document.series
-        metadata = document.volume.metadata
-        sources = list(series.files) if series is not None and series.files else []
-        if not sources and metadata.source_format.upper() == "DICOM" and metadata.source_path:
-            sources = series_files([metadata.source_path], metadata.series_uid)
+        sources = dicom_source_files(document)
         if not sources:
             dialogs.show_error(self.window, "Export DICOM SEG", "DICOM SEG needs a series opened from DICOM files.")
             return False

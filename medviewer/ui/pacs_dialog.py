@@ -553,18 +553,14 @@ class PacsDialog(QDialog):
 
 def segmentation_to_send(window):
     """The active label map, its series' DICOM files and the model that proposed it (if any)."""
-    from medviewer.io.dicom_seg import series_files
+    from medviewer.services.open_study import dicom_source_files
     from medviewer.services.annotations import is_model_source, split_model_source
 
     document = window.document if window is not None else None
     label_map = document.active_label_map if document is not None else None
     if label_map is None:
         raise MedviewerError("there is no label map to send: open a study and draw or load labels first")
-    series = document.series
-    metadata = document.volume.metadata
-    sources = list(series.files) if series is not None and series.files else []
-    if not sources and metadata.source_format.upper() == "DICOM" and metadata.source_path:
-        sources = series_files([metadata.source_path], metadata.series_uid)
+    sources = dicom_source_files(document)
     if not sources:
         raise MedviewerError("DICOM SEG needs a series opened from DICOM files")
     algorithm = None

@@ -12,7 +12,6 @@ preprocessing itself, the labels are inverted onto the study grid here (nearest 
 from __future__ import annotations
 
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,10 +22,10 @@ from medviewer.ai import devices
 from medviewer.ai.bundle.folder import MonaiBundle, load_bundle
 from medviewer.ai.bundle.safety import scan_config
 from medviewer.ai.bundle.trust import is_trusted
+from medviewer.ai.folder_runs import run_label_model
 from medviewer.ai.results import InferenceOptions, InferenceResult
 from medviewer.core.errors import ModelError, OperationCancelled
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback
-from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -246,34 +245,6 @@ class BundleRunner:
 
     def run(self, volume: Volume, progress: ProgressCallback = NO_PROGRESS, cancel: CancelToken | None = None,
             options: InferenceOptions | None = None) -> InferenceResult:
-        options = options or InferenceOptions()
         cancel = cancel or CancelToken()
-        manifest = self.manifest
-        started = time.perf_counter()
-        result = InferenceResult(manifest.name, manifest.version, manifest.task)
-        if not manifest.accepts_modality(volume.modality):
-            result.warnings.append(f"{manifest.display_name} is meant for {', '.join(manifest.modality)} images, "
-                                   f"this image is {volume.modality}")
-        device, device_warnings = devices.resolve_device(options.device)
-        result.warnings += device_warnings
-        progress(0.0, f"{manifest.display_name}: building the bundle")
-        with devices.cpu_threads(options.cpu_threads), torch.inference_mode():
-            predictor = self.predictor
-            try:
-                labels, _ = predictor.to(device).predict_volume(volume, progress, cancel)
-            except Exception as error:  # noqa: BLE001 - only memory errors are retried
-                if not devices.is_out_of_memory(error) or device.type == "cpu":
-                    raise
-                devices.release_cached_memory(device)
-                result.warnings.append(f"out of memory on {device}; ran on the CPU instead")
-                device = torch.device("cpu")
-                labels, _ = predictor.to(device).predict_volume(volume, progress, cancel)
-        table = LabelTable()
-        for label in manifest.outputs.labels:
-            table.add(label.value, label.name, label.color)
-        result.label_map = LabelMap(labels, volume.geometry, table, name=manifest.title or manifest.name,
-                                    source=result.source)
-        result.device = str(device)
-        result.seconds = time.perf_counter() - started
-        progress(1.0, f"{manifest.display_name}: done in {result.seconds:.1f} s")
-        return result
+        return run_label_model(self.manifest, volume, options or InferenceOptions(), progress, "building the bundle",
+                               lambda device: self.predictor.to(device).predict_volume(volume, progress, cancel)[0])

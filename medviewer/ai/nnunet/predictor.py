@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,13 +28,13 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from medviewer.ai import devices
+from medviewer.ai.folder_runs import run_label_model
 from medviewer.ai.nnunet.folder import NnUNetModel, load_nnunet_model
 from medviewer.ai.nnunet.network import build_network, fit_weights, load_checkpoint
 from medviewer.ai.nnunet.preprocessing import Preprocessed, logits_to_study_shape, preprocess, uncrop_and_transpose
 from medviewer.ai.results import InferenceOptions, InferenceResult
 from medviewer.core.errors import ModelError, OperationCancelled
 from medviewer.core.jobs import NO_PROGRESS, CancelToken, ProgressCallback
-from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
 
 TILE_STEP_SIZE = 0.5
@@ -308,34 +307,11 @@ class NnUNetRunner:
             options: InferenceOptions | None = None) -> InferenceResult:
         options = options or InferenceOptions()
         cancel = cancel or CancelToken()
-        manifest = self.manifest
-        started = time.perf_counter()
-        result = InferenceResult(manifest.name, manifest.version, manifest.task)
-        if not manifest.accepts_modality(volume.modality):
-            result.warnings.append(f"{manifest.display_name} is meant for {', '.join(manifest.modality)} images, "
-                                   f"this image is {volume.modality}")
-        device, device_warnings = devices.resolve_device(options.device)
-        result.warnings += device_warnings
-        progress(0.0, f"{manifest.display_name}: loading the folds")
         predictor = self.predictor
-        with devices.cpu_threads(options.cpu_threads), torch.inference_mode():
-            try:
-                labels = predictor.to(device).predict_volume(volume, options, progress, cancel, options.mirroring)
-            except Exception as error:  # noqa: BLE001 - only memory errors are retried
-                if not devices.is_out_of_memory(error) or device.type == "cpu":
-                    raise
-                devices.release_cached_memory(device)
-                result.warnings.append(f"out of memory on {device}; ran on the CPU instead")
-                device = torch.device("cpu")
-                labels = predictor.to(device).predict_volume(volume, options, progress, cancel, options.mirroring)
-        table = LabelTable()
-        for label in manifest.outputs.labels:
-            table.add(label.value, label.name, label.color)
-        result.label_map = LabelMap(labels, volume.geometry, table, name=manifest.title or manifest.name,
-                                    source=result.source)
+        result = run_label_model(
+            self.manifest, volume, options, progress, "loading the folds",
+            lambda device: predictor.to(device).predict_volume(volume, options, progress, cancel, options.mirroring),
+        )
         if not options.mirroring:
             result.warnings.append("mirroring (test-time augmentation) was off: faster, slightly less accurate")
-        result.device = str(device)
-        result.seconds = time.perf_counter() - started
-        progress(1.0, f"{manifest.display_name}: done in {result.seconds:.1f} s")
         return result

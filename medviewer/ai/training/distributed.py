@@ -17,28 +17,15 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from medviewer.ai.parallel import ProcessGroupPlace
+
 
 @dataclass
-class DistributedContext:
+class DistributedContext(ProcessGroupPlace):
     """Where this process stands in a (possibly one-process) training group."""
 
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
     backend: str = ""
     owns_group: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-    def barrier(self) -> None:
-        if self.active:
-            dist.barrier()
 
     def broadcast_values(self, values: list[float]) -> list[float]:
         """Rank 0's ``values`` on every rank."""
