@@ -143,6 +143,8 @@ def test_import_makes_thumbnails_and_remove_deletes_only_own_files(viewer, folde
         return item is not None and all(not item.child(i).icon(0).isNull() for i in range(item.childCount()))
 
     qtbot.waitUntil(thumbnails_shown, timeout=15000)
+    # the thumbnails' refresh keeps the import's summary (it used to replace it with "2 studies")
+    assert "1 new instance indexed in place" in panel.status.text()
     ui.dock.raise_()
     panel.study_item(STUDY_A).setExpanded(True)
     panel.study_item(STUDY_B).setExpanded(True)

@@ -540,9 +540,15 @@ class DatabasePanel(QWidget):
             return study_db.make_thumbnails(progress, cancel, database=database)
 
         handle = self._thumbnail_jobs.submit(job, "Thumbnails")
-        handle.finished.connect(lambda made: self.refresh() if made else None)
+        handle.finished.connect(lambda made: self._show_thumbnails() if made else None)
         handle.failed.connect(lambda error: self.status.setText(f"Thumbnails: {error}"))
         return handle
+
+    def _show_thumbnails(self) -> None:
+        """List again with the new thumbnails, keeping what the status line says (e.g. an import's summary)."""
+        said = self.status.text()
+        self.refresh()
+        self.status.setText(said)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         queues = (self.jobs, self._thumbnail_jobs, self._remote_jobs, self.retrieve_jobs)
