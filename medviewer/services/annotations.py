@@ -90,6 +90,14 @@ class ProposalTracker:
         )
         self._tracked[id(label_map)] = label_map
 
+    def proposal_token(self, label_map: LabelMap) -> object | None:
+        """An object that stays the same while ``label_map``'s proposal does (None: no proposal).
+
+        Cheap, unlike :meth:`original_of` (which decompresses): the autosaver writes a
+        proposal only when its token changed.
+        """
+        return self._snapshots.get(id(label_map))
+
     def original_of(self, label_map: LabelMap) -> LabelMap | None:
         """The proposal ``label_map`` started from, or None for hand-made layers."""
         snapshot = self._snapshots.get(id(label_map))

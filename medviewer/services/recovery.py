@@ -147,7 +147,8 @@ _WHOLE = "whole"
 class _LabelSnapshot:
     """What to write for one label map: the whole array, or one changed block of it, or nothing."""
 
-    key: int
+    label_map: LabelMap
+    proposal: object  # the tracker's token of its model proposal (None: none); ``original`` is its array
     name: str
     source: str
     table: dict
@@ -165,6 +166,9 @@ class RecoverySnapshot:
     generation: int
     manifest: dict
     label_maps: list[_LabelSnapshot] = field(default_factory=list)
+    #: what was pending when it was taken (dirty marks, edit clock): put back if the write fails
+    pending: dict = field(default_factory=dict)
+    edits: EditClock = field(default_factory=EditClock)
 
 
 @dataclass
@@ -347,24 +351,18 @@ class Autosaver:
             if stored is not None and stored.label_map is not label_map:
                 stored = None
             mark = dirty.get(key)
-            original = self.tracker.original_of(label_map) if self.tracker is not None else None
-            item = _LabelSnapshot(key, label_map.name, label_map.source, label_map.table.to_dict(),
+            proposal = self.tracker.proposal_token(label_map) if self.tracker is not None else None
+            item = _LabelSnapshot(label_map, proposal, label_map.name, label_map.source, label_map.table.to_dict(),
                                   label_map is document.active_label_map)
-            if original is not None and (stored is None or stored.original_of is not original):
-                item.original = original.array.copy()
+            if proposal is not None and (stored is None or stored.original_of is not proposal):
+                item.original = self.tracker.original_of(label_map).array  # a fresh copy: written once per proposal
             if stored is None or mark == _WHOLE or self._should_compact(stored, mark, label_map):
                 item.array = label_map.array.copy()
             elif mark is not None:
                 item.region = mark
                 item.block = label_map.array[mark].copy()
             label_maps.append(item)
-        snapshot = RecoverySnapshot(self._generation, manifest, label_maps)
-        snapshot._dirty = dirty  # type: ignore[attr-defined]  # put back if the write fails
-        snapshot._edits = edits  # type: ignore[attr-defined]
-        snapshot._originals = {id(lm): (self.tracker.original_of(lm) if self.tracker else None)  # type: ignore[attr-defined]
-                               for lm in document.label_maps}
-        snapshot._maps = {id(lm): lm for lm in document.label_maps}  # type: ignore[attr-defined]
-        return snapshot
+        return RecoverySnapshot(self._generation, manifest, label_maps, dirty, edits)
 
     @staticmethod
     def _should_compact(stored: _StoredMap, mark, label_map: LabelMap) -> bool:
@@ -392,17 +390,18 @@ class Autosaver:
         stored = {}
         entries = []
         for n, item in enumerate(snapshot.label_maps):
-            previous = self._stored.get(item.key)
-            label_map = snapshot._maps[item.key]  # type: ignore[attr-defined]
+            key = id(item.label_map)
+            previous = self._stored.get(key)
+            if previous is not None and previous.label_map is not item.label_map:
+                previous = None
             if item.array is not None:
                 data, info = _pack(item.array)
                 info["file"] = f"labels_{generation}_{n}.bin"
                 atomic_write_bytes(self.folder / info["file"], data)
-                current = _StoredMap(label_map, info)
+                current = _StoredMap(item.label_map, info)
             else:
                 assert previous is not None
-                current = _StoredMap(label_map, previous.base, list(previous.patches), previous.original,
-                                     previous.original_of)
+                current = _StoredMap(item.label_map, previous.base, list(previous.patches))
                 if item.block is not None and item.region is not None:
                     data, info = _pack(item.block)
                     info["file"] = f"patch_{generation}_{n}.bin"
@@ -413,11 +412,10 @@ class Autosaver:
                 data, info = _pack(item.original)
                 info["file"] = f"original_{generation}_{n}.bin"
                 atomic_write_bytes(self.folder / info["file"], data)
-                current.original = info
-                current.original_of = snapshot._originals.get(item.key)  # type: ignore[attr-defined]
-            elif previous is None or snapshot._originals.get(item.key) is None:  # type: ignore[attr-defined]
-                current.original, current.original_of = None, None
-            stored[item.key] = current
+                current.original, current.original_of = info, item.proposal
+            elif previous is not None and item.proposal is not None and previous.original_of is item.proposal:
+                current.original, current.original_of = previous.original, previous.original_of  # unchanged
+            stored[key] = current
             entry = {**current.base, "patches": current.patches, "name": item.name, "source": item.source,
                      "table": item.table, "active": item.active}
             if current.original is not None:
@@ -441,9 +439,9 @@ class Autosaver:
         """A write failed: what it was to write is pending again (merged with newer changes)."""
         now = self._clock()
         with self._state_lock:
-            for key, mark in snapshot._dirty.items():  # type: ignore[attr-defined]
+            for key, mark in snapshot.pending.items():
                 self._dirty[key] = _union(self._dirty.get(key), mark)
-            older = snapshot._edits  # type: ignore[attr-defined]
+            older = snapshot.edits
             newer = self._edits
             first = [t for t in (older.first_change, newer.first_change) if t is not None]
             self._edits = EditClock(min(first) if first else now, newer.last_change or older.last_change or now,

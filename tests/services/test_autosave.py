@@ -290,3 +290,33 @@ def test_kill_during_the_first_manifest_write_leaves_an_orphan_that_is_cleaned(t
     assert list_recoverable(tmp_path) == [] and folder.exists()  # too fresh to be judged an orphan
     assert list_recoverable(tmp_path, orphan_age_s=0) == []
     assert not folder.exists()
+
+
+def test_the_model_proposal_is_written_once_not_at_every_autosave(tmp_path):
+    """An unchanged proposal keeps its file, also when its layer is written whole again (it used to be
+    decompressed on the UI thread and rewritten in full at every autosave)."""
+    from medviewer.services.annotations import ProposalTracker
+
+    document = _document()
+    tracker = ProposalTracker(document)
+    proposal = document.add_label_map(LabelMap(np.zeros(document.geometry.shape, np.uint8), document.geometry,
+                                               LabelTable.from_names({1: "liver"}), "Liver", "liver-net 3"))
+    proposal.write((slice(0, 2), slice(0, 4), slice(0, 4)), 1)
+    tracker.remember(proposal)
+    saver = Autosaver(document, tracker=tracker, root=tmp_path)
+    _paint(document, proposal, (slice(5, 6), slice(0, 2), slice(0, 2)), 1)
+    assert saver.autosave_now()
+    first = json.loads((saver.folder / "manifest.json").read_text())["label_maps"][0]
+    document.edit_labels(proposal, (slice(0, 40), slice(0, 64), slice(0, 64)), proposal.array.copy())  # no change
+    document.labels_changed.emit(proposal, None)  # everything marked changed: the base is written again
+    _paint(document, proposal, (slice(7, 8), slice(0, 2), slice(0, 2)), 1)
+    assert saver.autosave_now()
+    entry = json.loads((saver.folder / "manifest.json").read_text())["label_maps"][0]
+    assert entry["file"] != first["file"] and entry["original"] == first["original"]
+    assert (saver.folder / entry["original"]["file"]).is_file()
+    saver._lock.release()
+    saver._lock = None
+    (found,) = list_recoverable(tmp_path)
+    restored_tracker = ProposalTracker(reopened := _reopen(document))
+    (restored,) = restore_into(reopened, found, restored_tracker).label_maps
+    assert restored_tracker.original_of(restored).voxel_count(1) == 32
