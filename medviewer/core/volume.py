@@ -71,13 +71,14 @@ class Volume:
         """Minimum and maximum voxel value."""
         if self.array.size == 0:
             return (0.0, 0.0)
-        if self.array.dtype.kind == "f":  # NaN/Inf voxels (the loader warns about them) are left out
-            ranges = [_finite_range(plane) for plane in self.array]
-            ranges = [r for r in ranges if r is not None]
-            if not ranges:
-                return (0.0, 0.0)
-            return float(min(r[0] for r in ranges)), float(max(r[1] for r in ranges))
-        return float(self.array.min()), float(self.array.max())
+        low, high = self.array.min(), self.array.max()
+        if self.array.dtype.kind != "f" or (np.isfinite(low) and np.isfinite(high)):
+            return float(low), float(high)
+        # NaN/Inf voxels (the loader warns about them) are left out, plane by plane (no full copy)
+        ranges = [r for r in (_finite_range(plane) for plane in self.array) if r is not None]
+        if not ranges:
+            return (0.0, 0.0)
+        return float(min(r[0] for r in ranges)), float(max(r[1] for r in ranges))
 
     def default_window(self) -> tuple[float, float]:
         """(centre, width) from the file when present, else from percentiles of the data."""
