@@ -206,6 +206,11 @@ def test_label_overlay_colour_at_labelled_voxels_only(viewer):
     assert item.checkState(0) == Qt.CheckState.Unchecked
     item.setCheckState(0, Qt.CheckState.Checked)
     assert viewer.display.label_display(label_map).visible
+    # the click is applied without rebuilding the tree from inside the item's own signal (that freed
+    # the item Qt was still using: a segmentation fault in a CI run); the item stays the tree's
+    assert viewer.layer_panel.tree.topLevelItem(1) is item and item.checkState(0) == Qt.CheckState.Checked
+    item.setCheckState(0, Qt.CheckState.Unchecked)
+    assert not viewer.display.label_display(label_map).visible and pixel(axial, (30, 37, 12)) != LABEL_COLOR
 
 
 def test_label_edits_redraw_only_when_they_touch_the_displayed_slice(viewer, monkeypatch):

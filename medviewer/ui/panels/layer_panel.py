@@ -74,6 +74,7 @@ class LayerPanel(QWidget):
         display.label_display_changed.connect(lambda _lm: self.rebuild())
         display.overlays_changed.connect(self.rebuild)
         self._updating = False
+        self._applying_check = False
         self.rebuild()
 
     # ------------------------------------------------------------------ binding
@@ -91,6 +92,11 @@ class LayerPanel(QWidget):
         self.rebuild()
 
     def rebuild(self, *_args) -> None:
+        if self._applying_check:
+            # A check box of the tree itself changed the display model: the item already shows it,
+            # and clearing the tree from inside that item's own signal frees it while Qt still
+            # uses it (a segmentation fault).
+            return
         self._updating = True
         selected = self.selected_label_map()
         self.tree.clear()
@@ -145,10 +151,14 @@ class LayerPanel(QWidget):
             return
         kind, payload = item.data(0, Qt.ItemDataRole.UserRole)
         checked = item.checkState(0) == Qt.CheckState.Checked
-        if kind == _LABELS:
-            self.display.set_label_display(payload, visible=checked)
-        elif kind == _DETECTIONS:
-            self.display.set_detections_visible(checked)
+        self._applying_check = True
+        try:
+            if kind == _LABELS:
+                self.display.set_label_display(payload, visible=checked)
+            elif kind == _DETECTIONS:
+                self.display.set_detections_visible(checked)
+        finally:
+            self._applying_check = False
 
     def _on_opacity(self, value: int) -> None:
         label_map = self.selected_label_map()
